@@ -1,0 +1,481 @@
+"""Where a proxied request is decided: registry → policy → forward, refuse or hold.
+
+Order of work for one request (after GateIdentity has named the agent):
+  1. reverse listener: route the path prefix to its upstream;
+  2. the whole body is read (up to the limit) and the registry maps host+path to a
+     destination and policy;
+  3. a retry with X-Gate-Intent-Id is checked against what was approved;
+     otherwise the service records an intent and the policy decides;
+  4. approved: the execution_requested event is durable before the request leaves;
+     pending: 202, or held until a human decides (X-Gate-Wait); blocked: 403.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from mitmproxy import http
+
+from addons.guard import fail_closed, gate_response, refuse
+from addons.identity import is_reverse
+from gate_proxy.clock import iso_in, utc_iso
+from gate_proxy.core.fingerprint import request_fingerprint
+from gate_proxy.core.intents import Status
+from gate_proxy.core.registry import Match, extract_record_count
+from gate_proxy.core.urlnorm import normalize_path, normalize_url
+from gate_proxy.logs import log_decision
+from gate_proxy.principal import Principal
+from gate_proxy.proxy.keepalive import keep_flow_alive
+from gate_proxy.proxy.runtime import HeldRequest, ProxyRuntime
+from gate_proxy.service import ProposeInput
+from gate_proxy.store.base import Conflict, Row
+
+log = logging.getLogger("gate.proxy")
+
+RETRY_AFTER_SECONDS = 10
+DEFAULT_FINGERPRINT_HEADERS = ("content-type",)
+REVERSE_UNROUTED = "gate_reverse_unrouted"
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A forwarded request whose outcome the ledger still owes."""
+
+    intent_id: str
+    agent_id: str
+    shadow: bool = False
+
+
+def payload_type(content_type: str) -> str | None:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not media:
+        return None
+    if media.endswith("/json") or media.endswith("+json"):
+        return "json"
+    if media == "text/csv":
+        return "csv"
+    if media.startswith("text/"):
+        return "text"
+    return media.rsplit("/", 1)[-1]
+
+
+class GateDecision:
+    def __init__(self, runtime: ProxyRuntime) -> None:
+        self.runtime = runtime
+
+    # -- routing and early refusals ------------------------------------------------------------
+
+    @fail_closed("http_connect_destination")
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        verdict = self.runtime.registry().host_decision(flow.request.host, flow.request.port)
+        if not verdict.allow:
+            # Refused at CONNECT: the upstream is never contacted, not even by TCP.
+            principal: Principal | None = flow.metadata.get("gate_principal")
+            refuse(
+                flow,
+                gate_response(
+                    403,
+                    status="blocked",
+                    reason_code=verdict.reason_code or "destination_blocked",
+                    message=f"CONNECT to {verdict.host} is not allowed",
+                    destination=verdict.host,
+                ),
+            )
+            self._log_refusal(principal, verdict.host, verdict.reason_code, "connect")
+
+    @fail_closed("requestheaders")
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        if is_reverse(flow):
+            target = self.runtime.registry().match_route(flow.request.path)
+            if target is None:
+                refuse(
+                    flow,
+                    gate_response(
+                        404,
+                        status="blocked",
+                        reason_code="route_not_found",
+                        message="no reverse-proxy route for this path",
+                    ),
+                )
+                return
+            flow.request.scheme = target.scheme
+            flow.request.host = target.host
+            flow.request.port = target.port
+            flow.request.path = target.path
+            flow.request.headers["Host"] = (
+                target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
+            )
+        limit = self.runtime.settings.proxy_body_limit
+        length = flow.request.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            refuse(flow, too_large(limit))
+            return
+        # The decision needs the whole body, so it is never streamed upstream early.
+        flow.request.stream = False
+
+    # -- the decision --------------------------------------------------------------------------
+
+    @fail_closed("request")
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        principal: Principal | None = flow.metadata.get("gate_principal")
+        if principal is None:  # GateIdentity always sets it or answers; never forward unnamed
+            raise RuntimeError("request reached the decision without an identity")
+        started = time.perf_counter()
+        request = flow.request
+        body = self._body(flow)
+        if body is None:
+            return
+        normalized = normalize_path(request.path)
+        # Forward exactly what was matched: no parser differential between gate and upstream.
+        request.path = normalized.target
+        match = self.runtime.registry().match(
+            request.host, request.port, request.method, request.path
+        )
+        url = normalize_url(request.scheme, request.host, request.port, request.path)
+        if match.passthrough and not match.blocked:
+            log_decision(
+                decision="passthrough",
+                agent=principal.name,
+                destination=match.destination or match.host,
+                policy="-",
+                reason="passthrough",
+                intent_id=None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                source="proxy",
+                method=request.method,
+                url=url,
+            )
+            return
+        fingerprint = request_fingerprint(
+            request.method,
+            url,
+            body,
+            list(request.headers.items(multi=True)),
+            self._fingerprint_headers(match),
+        )
+        intent_id = flow.metadata.get("gate_intent_id")
+        if intent_id:
+            await self._retry(flow, principal, intent_id, fingerprint)
+            return
+        await self._decide(flow, principal, match, body, url, fingerprint)
+
+    def _body(self, flow: http.HTTPFlow) -> bytes | None:
+        limit = self.runtime.settings.proxy_body_limit
+        raw = flow.request.raw_content or b""
+        if len(raw) > limit:
+            refuse(flow, too_large(limit))
+            return None
+        if flow.request.headers.get("Content-Encoding", "identity").strip().lower() not in (
+            "",
+            "identity",
+        ):
+            try:
+                decoded = flow.request.get_content(strict=True) or b""
+            except ValueError:
+                refuse(
+                    flow,
+                    gate_response(
+                        400,
+                        status="blocked",
+                        reason_code="undecodable_body",
+                        message="the request body's Content-Encoding could not be decoded",
+                        error="bad_request",
+                    ),
+                )
+                return None
+            if len(decoded) > limit:
+                refuse(flow, too_large(limit))
+                return None
+            return decoded
+        return raw
+
+    def _fingerprint_headers(self, match: Match) -> tuple[str, ...]:
+        policy = self.runtime.service.policies().get(match.policy or "")
+        declared = getattr(policy, "fingerprint_headers", None) if policy else None
+        return tuple(declared) if declared else DEFAULT_FINGERPRINT_HEADERS
+
+    async def _decide(
+        self,
+        flow: http.HTTPFlow,
+        principal: Principal,
+        match: Match,
+        body: bytes,
+        url: str,
+        fingerprint: str,
+    ) -> None:
+        request = flow.request
+        text = body.decode("utf-8", errors="replace") if body else None
+        record_count = None
+        kind = payload_type(request.headers.get("Content-Type", ""))
+        if match.extract_records and text:
+            with contextlib.suppress(ValueError):
+                record_count = extract_record_count(json.loads(text), match.extract_records)
+        shadow = (match.enforce or self.runtime.settings.enforce) == "shadow"
+        force_block = None
+        if match.blocked:
+            force_block = (
+                match.reason_code or "destination_blocked",
+                f"{match.host}{match.path} is blocked by the destination registry",
+            )
+        destination = match.destination or f"{match.host}.http"
+        proposal = ProposeInput(
+            destination=destination,
+            policy=match.policy or "-",
+            payload=text,
+            record_count=record_count,
+            payload_type=kind,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            source="proxy",
+            method=request.method,
+            url=url,
+            fingerprint=fingerprint,
+            payload_size=len(body),
+            shadow=shadow,
+            force_pending="registry_require_approval" if match.require_approval else None,
+            force_block=force_block,
+            execute_if_approved=not shadow,
+        )
+        outcome = await self.runtime.service.propose(principal, proposal)
+        intent = outcome.intent
+        if shadow:
+            return  # recorded as shadow; forwarded whatever the decision
+        status = intent["status"]
+        if status == Status.SCHEDULED:
+            flow.metadata["gate_in_flight"] = InFlight(intent["id"], principal.id)
+            return
+        if status == Status.PENDING and flow.metadata.get("gate_wait"):
+            await self._hold(flow, principal, intent)
+            return
+        refuse(flow, answer_for(intent))
+
+    # -- bound retry ---------------------------------------------------------------------------
+
+    async def _retry(
+        self, flow: http.HTTPFlow, principal: Principal, intent_id: str, fingerprint: str
+    ) -> None:
+        service = self.runtime.service
+        intent = await service.store.get_intent(intent_id)
+        if intent is None or intent["source"] != "proxy":
+            refuse(flow, retry_refusal(intent_id, "intent_not_found", "no such proxied intent"))
+            return
+        if intent["agent_id"] != principal.id:
+            refuse(
+                flow,
+                retry_refusal(
+                    intent_id,
+                    "intent_agent_mismatch",
+                    "the intent belongs to another agent",
+                    intent,
+                ),
+            )
+            return
+        if intent["fingerprint"] != fingerprint:
+            refuse(
+                flow,
+                retry_refusal(
+                    intent_id,
+                    "fingerprint_mismatch",
+                    "this request differs from the one that was proposed (method, URL, body or "
+                    "declared headers)",
+                    intent,
+                ),
+            )
+            return
+        intent = await service.refresh_expiry(intent)
+        if intent["status"] == Status.PENDING:
+            if flow.metadata.get("gate_wait"):
+                await self._hold(flow, principal, intent)
+            else:
+                refuse(flow, answer_for(intent))
+            return
+        await self._execute_approved(flow, principal, intent)
+
+    async def _execute_approved(
+        self, flow: http.HTTPFlow, principal: Principal, intent: Row
+    ) -> None:
+        if intent["status"] != Status.APPROVED:
+            reason = {
+                Status.SCHEDULED: "already_executed",
+                Status.SUCCEEDED: "already_executed",
+                Status.FAILED: "already_executed",
+            }.get(intent["status"], f"intent_{intent['status']}")
+            refuse(
+                flow,
+                retry_refusal(
+                    intent["id"],
+                    reason,
+                    f"the intent is {intent['status']}; an approval "
+                    "authorises exactly one execution",
+                    intent,
+                ),
+            )
+            return
+        try:
+            await self.runtime.service.claim_execution(intent, principal.name)
+        except Conflict:
+            refuse(
+                flow,
+                retry_refusal(
+                    intent["id"], "already_executed", "this approval has already been used", intent
+                ),
+            )
+            return
+        flow.metadata["gate_in_flight"] = InFlight(intent["id"], principal.id)
+
+    # -- holding -------------------------------------------------------------------------------
+
+    async def _hold(self, flow: http.HTTPFlow, principal: Principal, intent: Row) -> None:
+        runtime = self.runtime
+        service = runtime.service
+        timeout = runtime.settings.hold_timeout_s
+        decided = service.watchers.wait(intent["id"])
+        held = HeldRequest(
+            intent_id=intent["id"],
+            agent_id=principal.id,
+            agent=principal.name,
+            destination=intent["destination"],
+            method=flow.request.method,
+            url=intent.get("url") or "",
+            client_id=flow.client_conn.id,
+            held_since=utc_iso(),
+            release_at=iso_in_seconds(timeout),
+        )
+        token = runtime.held.add(held)
+        service.metrics.held.set(len(runtime.held))
+        cancelled = asyncio.ensure_future(held.cancel.wait())
+        try:
+            # Decided between the proposal and now? Then there is nothing to wait for.
+            current = await service.refresh_expiry(await service.store.get_intent(intent["id"]))
+            if current["status"] == Status.PENDING:
+                async with keep_flow_alive(flow):
+                    await asyncio.wait(
+                        {decided, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                current = await service.store.get_intent(intent["id"])
+        finally:
+            runtime.held.remove(token)
+            service.metrics.held.set(len(runtime.held))
+            decided.cancel()
+            cancelled.cancel()
+        if held.cancel.is_set():
+            flow.kill()  # the client left: nothing goes upstream, the intent stays pending
+            return
+        if current is None:
+            raise RuntimeError("held intent vanished")
+        if current["status"] == Status.APPROVED:
+            await self._execute_approved(flow, principal, current)
+            return
+        if current["status"] == Status.PENDING:
+            refuse(flow, answer_for(current, held_timeout=True))
+            return
+        refuse(flow, answer_for(current))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _log_refusal(
+        self, principal: Principal | None, host: str, reason: str | None, source: str
+    ) -> None:
+        self.runtime.service.metrics.decisions.inc("blocked", host, source)
+        log_decision(
+            decision="blocked",
+            agent=principal.name if principal else "-",
+            destination=host,
+            policy="-",
+            reason=reason,
+            intent_id=None,
+            latency_ms=0.0,
+            source=source,
+        )
+
+
+def iso_in_seconds(seconds: float) -> str:
+    return iso_in(timedelta(seconds=seconds))
+
+
+def too_large(limit: int) -> http.Response:
+    return gate_response(
+        413,
+        status="blocked",
+        reason_code="payload_too_large",
+        message=f"request body exceeds the gate's limit of {limit} bytes",
+        error="payload_too_large",
+    )
+
+
+def retry_refusal(
+    intent_id: str, reason_code: str, message: str, intent: Row | None = None
+) -> http.Response:
+    return gate_response(
+        409,
+        status="conflict",
+        reason_code=reason_code,
+        message=message,
+        intent_id=intent_id,
+        destination=intent["destination"] if intent else None,
+        policy=intent["policy"] if intent else None,
+        intentStatus=intent["status"] if intent else None,
+    )
+
+
+def answer_for(intent: Row, *, held_timeout: bool = False) -> http.Response:
+    status = intent["status"]
+    common: dict[str, Any] = {
+        "intent_id": intent["id"],
+        "destination": intent["destination"],
+        "policy": intent["policy"],
+        "risk_score": intent["risk_score"],
+        "risk_level": intent["risk_level"],
+    }
+    if status == Status.PENDING:
+        return gate_response(
+            202,
+            status="pending_approval",
+            reason_code="hold_timeout" if held_timeout else intent["reason_code"],
+            message=None,
+            expiresAt=intent.get("expires_at"),
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            **common,
+        )
+    if status == Status.DUPLICATE:
+        return gate_response(
+            409,
+            status="duplicate_blocked",
+            reason_code=intent["reason_code"],
+            message=intent["block_reason"],
+            duplicateOf=intent.get("duplicate_of"),
+            **common,
+        )
+    if status == Status.EXPIRED:
+        return gate_response(
+            403,
+            status="expired",
+            reason_code="intent_expired",
+            message="the approval window closed",
+            **common,
+        )
+    if status == Status.REJECTED:
+        return gate_response(
+            403,
+            status="rejected",
+            reason_code="rejected_by_reviewer",
+            message=intent.get("decision_note") or "rejected by a reviewer",
+            **common,
+        )
+    return gate_response(
+        403,
+        status="blocked",
+        reason_code=intent["reason_code"] or "blocked",
+        message=intent.get("block_reason"),
+        **common,
+    )

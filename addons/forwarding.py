@@ -1,0 +1,119 @@
+"""After the decision: streaming, response hygiene, and the ledger's execution outcome."""
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from mitmproxy import http
+from mitmproxy.proxy.layers.http import _http1, _http2
+
+from addons.decision import InFlight
+from addons.guard import fail_closed
+from addons.identity import HOP_BY_HOP
+from gate_proxy.proxy.runtime import ProxyRuntime
+
+log = logging.getLogger("gate.proxy")
+
+STREAM_OVER_BYTES = 1024 * 1024
+
+
+def _json_error_body(status_code: int, message: str) -> bytes:
+    error = {502: "upstream_unreachable", 504: "upstream_timeout", 413: "payload_too_large"}.get(
+        status_code, "proxy_error"
+    )
+    return json.dumps(
+        {"status": "error", "error": error, "reason_code": error, "message": message}
+    ).encode()
+
+
+def install_json_errors() -> None:
+    """mitmproxy answers its own errors (upstream refused, body too large) in HTML.
+
+    The gate promises JSON for every answer it makes, so its error pages are replaced.
+    """
+
+    def make_error_response(status_code: int, message: str = "") -> bytes:
+        response = http.Response.make(
+            status_code,
+            _json_error_body(status_code, message),
+            {"Content-Type": "application/json", "Connection": "close", "X-Gate-Decision": "error"},
+        )
+        return _http1.http1.assemble_response(response)
+
+    _http1.make_error_response = make_error_response
+    _http2.format_error = _json_error_body
+
+
+class GateForwarding:
+    def __init__(self, runtime: ProxyRuntime) -> None:
+        self.runtime = runtime
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def load(self, loader: Any) -> None:
+        install_json_errors()
+
+    @fail_closed("responseheaders")
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None or flow.metadata.get("gate_answered"):
+            return
+        response = flow.response
+        strip_response_hop_by_hop(response.headers)
+        media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        length = response.headers.get("Content-Length", "")
+        large = length.isdigit() and int(length) > STREAM_OVER_BYTES
+        # LLM APIs stream: pass events and big bodies on as they arrive.
+        if media == "text/event-stream" or large:
+            response.stream = True
+
+    @fail_closed("response")
+    def response(self, flow: http.HTTPFlow) -> None:
+        in_flight: InFlight | None = flow.metadata.pop("gate_in_flight", None)
+        if in_flight is None or flow.response is None:
+            return
+        code = flow.response.status_code
+        self._record(in_flight, code < 500, {"status_code": code})
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        try:
+            in_flight: InFlight | None = flow.metadata.pop("gate_in_flight", None)
+            if in_flight is None:
+                return
+            message = flow.error.msg if flow.error else "unknown error"
+            kind = "client_disconnected" if "client" in message.lower() else "upstream_error"
+            self.runtime.service.metrics.upstream_errors.inc(kind)
+            self._record(in_flight, False, {"error": kind, "detail": message[:200]})
+        except Exception as exc:  # nothing left to refuse; make sure it is seen
+            log.error(
+                "recording an upstream error failed",
+                extra={"event": "hook_failed", "hook": "error", "error": type(exc).__name__},
+            )
+
+    def _record(self, in_flight: InFlight, ok: bool, detail: dict[str, Any]) -> None:
+        # The outcome is written behind the response: the write-ahead record already made
+        # the execution durable, and the agent should not wait for the bookkeeping.
+        task = asyncio.ensure_future(
+            self.runtime.service.record_outcome(in_flight.intent_id, in_flight.agent_id, ok, detail)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def done(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+
+
+def strip_response_hop_by_hop(headers: http.Headers) -> None:
+    listed = {
+        token.strip().lower()
+        for value in headers.get_all("Connection")
+        for token in value.split(",")
+        if token.strip()
+    }
+    upgrade = headers.get("Upgrade", "").lower() == "websocket"
+    for name in list(headers.keys()):
+        lower = name.lower()
+        if upgrade and lower in ("upgrade", "connection"):
+            continue
+        if lower in listed or (lower in HOP_BY_HOP and lower != "proxy-authenticate"):
+            del headers[name]

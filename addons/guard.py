@@ -1,0 +1,99 @@
+"""Fail closed: every gate hook runs under a guard that answers 503 on any exception.
+
+mitmproxy's default is to log an addon's exception and forward the flow upstream. For a
+gate that would turn every bug into a bypass, so no hook of ours runs unguarded.
+"""
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mitmproxy import http
+
+log = logging.getLogger("gate.proxy")
+
+GATE_HEADER_PREFIX = "x-gate-"
+
+
+def gate_response(
+    status_code: int,
+    *,
+    status: str,
+    reason_code: str,
+    message: str | None = None,
+    intent_id: str | None = None,
+    destination: str | None = None,
+    policy: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> http.Response:
+    """Every answer the gate gives itself: JSON with the decision, and X-Gate-Decision."""
+    body = {
+        "status": status,
+        "intentId": intent_id,
+        "reason_code": reason_code,
+        "blockReason": message,
+        "destination": destination,
+        "policy": policy,
+        **extra,
+    }
+    all_headers = {
+        "Content-Type": "application/json",
+        "X-Gate-Decision": status,
+        "Cache-Control": "no-store",
+        **(headers or {}),
+    }
+    if intent_id:
+        all_headers["X-Gate-Intent-Id"] = intent_id
+    return http.Response.make(status_code, json.dumps(body).encode(), all_headers)
+
+
+def refuse(flow: http.HTTPFlow, response: http.Response) -> None:
+    flow.response = response
+    flow.metadata["gate_answered"] = True
+
+
+def internal_error(where: str) -> http.Response:
+    return gate_response(
+        503,
+        status="error",
+        reason_code="gate_internal_error",
+        message=f"the gate could not decide this request ({where}); nothing was forwarded",
+        error="gate_unavailable",
+    )
+
+
+Hook = Callable[..., Awaitable[None] | None]
+
+
+def fail_closed(
+    where: str, on_error: Callable[[str], None] | None = None
+) -> Callable[[Hook], Hook]:
+    """Guard an HTTP hook: an exception becomes a 503 JSON answer, never a forward."""
+
+    def decorate(hook: Hook) -> Hook:
+        @functools.wraps(hook)
+        async def guarded(self: Any, flow: http.HTTPFlow, *args: Any) -> None:
+            try:
+                result = hook(self, flow, *args)
+                if result is not None:
+                    await result
+            except Exception as exc:
+                log.error(
+                    "gate hook failed; refusing the request",
+                    extra={"event": "hook_failed", "hook": where, "error": type(exc).__name__},
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                errors_total = getattr(getattr(self, "runtime", None), "service", None)
+                if errors_total is not None:
+                    errors_total.metrics.internal_errors.inc(where)
+                if flow.live or flow.response is None:
+                    refuse(flow, internal_error(where))
+                    # The request body may be half-streamed; make sure it goes nowhere.
+                    flow.request.stream = False
+
+        return guarded
+
+    return decorate

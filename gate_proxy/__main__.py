@@ -1,0 +1,5 @@
+import sys
+
+from gate_proxy.cli import main
+
+sys.exit(main())

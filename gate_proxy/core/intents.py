@@ -1,0 +1,74 @@
+"""Intent lifecycle: statuses, audit event types and the allowed transitions (seed 004).
+
+proposed -> policy_checked -> blocked | duplicate_blocked | approved | pending_approval
+pending_approval -> approved | rejected | expired
+approved -> scheduled (execution order issued) -> succeeded | failed
+approved -> succeeded | failed (the proxy executes directly)
+"""
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    APPROVED = "approved"
+    BLOCKED = "blocked"
+    PENDING = "pending_approval"
+    DUPLICATE = "duplicate_blocked"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    SCHEDULED = "scheduled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Event(StrEnum):
+    PROPOSED = "proposed"
+    POLICY_CHECKED = "policy_checked"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    BLOCKED = "blocked"
+    EXPIRED = "expired"
+    DUPLICATE_BLOCKED = "duplicate_blocked"
+    EXECUTION_REQUESTED = "execution_requested"
+    EXECUTION_SUCCEEDED = "execution_succeeded"
+    EXECUTION_FAILED = "execution_failed"
+    # Not an intent transition: records a single reviewer's vote when N-of-M applies.
+    APPROVAL_VOTE = "approval_vote"
+
+
+TERMINAL: frozenset[Status] = frozenset(
+    {
+        Status.BLOCKED,
+        Status.DUPLICATE,
+        Status.REJECTED,
+        Status.EXPIRED,
+        Status.SUCCEEDED,
+        Status.FAILED,
+    }
+)
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.APPROVED, Status.REJECTED, Status.EXPIRED}),
+    Status.APPROVED: frozenset({Status.SCHEDULED, Status.SUCCEEDED, Status.FAILED}),
+    Status.SCHEDULED: frozenset({Status.SUCCEEDED, Status.FAILED, Status.APPROVED}),
+}
+
+# The event that records each transition into a status.
+EVENT_FOR_STATUS: dict[Status, Event] = {
+    Status.APPROVED: Event.APPROVED,
+    Status.REJECTED: Event.REJECTED,
+    Status.EXPIRED: Event.EXPIRED,
+    Status.BLOCKED: Event.BLOCKED,
+    Status.DUPLICATE: Event.DUPLICATE_BLOCKED,
+    Status.SCHEDULED: Event.EXECUTION_REQUESTED,
+    Status.SUCCEEDED: Event.EXECUTION_SUCCEEDED,
+    Status.FAILED: Event.EXECUTION_FAILED,
+}
+
+
+def can_transition(current: Status | str, target: Status | str) -> bool:
+    return Status(target) in TRANSITIONS.get(Status(current), frozenset())
+
+
+def is_terminal(status: Status | str) -> bool:
+    return Status(status) in TERMINAL

@@ -1,0 +1,147 @@
+"""The hash chain: how events are sealed, and how a ledger is verified offline.
+
+Each event's canonical JSON body includes the previous event's hash, and its own hash
+is SHA-256 over that body. Checkpoints sign (seq, hash) with the gate's Ed25519 key, so
+rewriting the chain from some point on breaks every later checkpoint signature.
+"""
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gate_proxy.core.canonical import canonical_bytes, canonical_json
+from gate_proxy.keys import verify_signature
+
+GENESIS_HASH = "0" * 64
+
+
+def seal(body: dict[str, Any]) -> tuple[str, str]:
+    """Return (canonical body text, hash) for an event body that already holds ``prev``."""
+    raw = canonical_bytes(body)
+    return raw.decode("utf-8"), hashlib.sha256(raw).hexdigest()
+
+
+def checkpoint_message(seq: int, event_hash: str, created_at: str, key_id: str) -> bytes:
+    return canonical_bytes({"seq": seq, "hash": event_hash, "at": created_at, "key_id": key_id})
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    events: int
+    checkpoints: int
+    broken_seq: int | None = None
+    broken_id: str | None = None
+    reason: str | None = None
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"ledger intact: {self.events} events, {self.checkpoints} signed checkpoints"
+        where = f"event seq={self.broken_seq}" + (f" id={self.broken_id}" if self.broken_id else "")
+        return f"ledger BROKEN at {where}: {self.reason}"
+
+
+def _rows(conn: sqlite3.Connection, columns: str) -> Iterator[tuple[Any, ...]]:
+    cursor = conn.execute(f"SELECT {columns} FROM ledger ORDER BY seq")
+    while batch := cursor.fetchmany(4096):
+        yield from batch
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
+def _json_string(value: str | None) -> str:
+    # Our ids need no escaping; anything else takes the exact canonical encoder.
+    if value is not None and _PLAIN_ID.fullmatch(value):
+        return f'"{value}"'
+    return canonical_json(value)
+
+
+def _expected_tail(event_id: str, intent_id: str | None, prev: str, seq: int, kind: str) -> bytes:
+    # Canonical JSON sorts keys, so an event body always ends with exactly these five
+    # members. Comparing the tail checks the previous-hash link and every indexed column
+    # against the hashed body without parsing JSON (most of the cost of verifying).
+    return (
+        f',"id":{_json_string(event_id)},"intent_id":{_json_string(intent_id)},'
+        f'"prev":"{prev}","seq":{seq},"type":{_json_string(kind)}}}'
+    ).encode()
+
+
+def verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> VerifyResult:
+    sha256 = hashlib.sha256
+    prev = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    columns = "seq, id, intent_id, type, CAST(body AS BLOB), hash"
+    for seq, event_id, intent_id, event_type, body, stored_hash in _rows(conn, columns):
+        if seq != expected_seq:
+            return VerifyResult(
+                False, count, 0, expected_seq, None, f"missing event (next present is {seq})"
+            )
+        if sha256(body).hexdigest() != stored_hash:
+            return VerifyResult(False, count, 0, seq, event_id, "hash does not match body")
+        if not body.endswith(_expected_tail(event_id, intent_id, prev, seq, event_type)):
+            link_ok = f'"prev":"{prev}"'.encode() in body
+            reason = "indexed columns differ from body" if link_ok else "previous-hash link broken"
+            return VerifyResult(False, count, 0, seq, event_id, reason)
+        prev = stored_hash
+        expected_seq += 1
+        count += 1
+    return _verify_checkpoints(conn, public_key, count, expected_seq - 1)
+
+
+def _verify_checkpoints(
+    conn: sqlite3.Connection, public_key: Ed25519PublicKey, count: int, last_seq: int
+) -> VerifyResult:
+    signed = 0
+    checkpoints = conn.execute(
+        "SELECT seq, hash, created_at, key_id, signature FROM ledger_checkpoints ORDER BY seq"
+    ).fetchall()
+    for seq, event_hash, created_at, key_id, signature in checkpoints:
+        if seq > last_seq:
+            return VerifyResult(
+                False, count, signed, seq, None, f"checkpoint {seq} refers to a missing event"
+            )
+        row = conn.execute("SELECT id, hash FROM ledger WHERE seq = ?", (seq,)).fetchone()
+        if row is None or row[1] != event_hash:
+            return VerifyResult(
+                False,
+                count,
+                signed,
+                seq,
+                row[0] if row else None,
+                "event hash differs from the signed checkpoint",
+            )
+        if not verify_signature(
+            public_key, checkpoint_message(seq, event_hash, created_at, key_id), signature
+        ):
+            return VerifyResult(False, count, signed, seq, row[0], "checkpoint signature invalid")
+        signed += 1
+    return VerifyResult(True, count, signed)
+
+
+def verify_database(db_path: Path, public_key: Ed25519PublicKey) -> VerifyResult:
+    # Read-only URI: verification must never write, not even a WAL checkpoint of its own.
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return verify_connection(conn, public_key)
+    finally:
+        conn.close()
+
+
+def export_jsonl(db_path: Path) -> Iterator[str]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        for body, event_hash in _rows(conn, "body, hash"):
+            parsed = json.loads(body)
+            parsed["hash"] = event_hash
+            yield json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
+    finally:
+        conn.close()

@@ -1,0 +1,78 @@
+"""What the proxy addons share with the rest of the gate, in one object."""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gate_proxy.clock import utc_iso
+from gate_proxy.core.registry import Registry
+from gate_proxy.principal import Principal
+from gate_proxy.service import GateService
+from gate_proxy.settings import Settings
+
+
+@dataclass(slots=True)
+class HeldRequest:
+    intent_id: str
+    agent_id: str
+    agent: str
+    destination: str
+    method: str
+    url: str
+    client_id: str
+    held_since: str
+    release_at: str
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "intentId": self.intent_id,
+            "agentId": self.agent_id,
+            "agent": self.agent,
+            "destination": self.destination,
+            "method": self.method,
+            "url": self.url,
+            "heldSince": self.held_since,
+            "releaseAt": self.release_at,
+        }
+
+
+class HeldRequests:
+    """Requests held open by X-Gate-Wait, so they can be listed and released."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, HeldRequest] = {}
+        self._next = 0
+
+    def add(self, held: HeldRequest) -> int:
+        self._next += 1
+        self._held[self._next] = held
+        return self._next
+
+    def remove(self, token: int) -> None:
+        self._held.pop(token, None)
+
+    def visible_to(self, caller: Principal) -> list[dict[str, Any]]:
+        return [h.view() for h in self._held.values() if caller.can_see(h.agent_id)]
+
+    def client_gone(self, client_id: str) -> None:
+        for held in self._held.values():
+            if held.client_id == client_id:
+                held.cancel.set()
+
+    def is_held(self, intent_id: str) -> bool:
+        return any(h.intent_id == intent_id for h in self._held.values())
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+@dataclass
+class ProxyRuntime:
+    service: GateService
+    registry: Callable[[], Registry]
+    settings: Settings
+    held: HeldRequests = field(default_factory=HeldRequests)
+    vault: Any = None
+    started_at: str = field(default_factory=utc_iso)

@@ -1,0 +1,299 @@
+"""`gate-proxy serve`: the control API and the proxy, in one asyncio process."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gate_proxy.api.app import build_app
+from gate_proxy.core.policy import Policy
+from gate_proxy.core.registry import Registry
+from gate_proxy.keys import Signer, load_or_create_admin_key, load_or_create_signer
+from gate_proxy.metrics import GateMetrics
+from gate_proxy.policy_loader import load_policy_dir
+from gate_proxy.proxy.ca import CaError, combined_trust_bundle, ensure_ca
+from gate_proxy.proxy.engine import Listener, ListenerBindError, ProxyEngine
+from gate_proxy.proxy.runtime import ProxyRuntime
+from gate_proxy.registry_loader import load_registry
+from gate_proxy.reloader import Reloadable
+from gate_proxy.service import GateService
+from gate_proxy.settings import Settings
+from gate_proxy.store.sqlite import SqliteStore
+from gate_proxy.webhooks import Webhooks
+
+log = logging.getLogger("gate.server")
+
+
+class StartupError(RuntimeError):
+    """Serve cannot start: a bad config, a port in use, a broken data dir."""
+
+
+def policy_files(directory: Path) -> Callable[[], list[Path]]:
+    return lambda: sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+@dataclass
+class Gate:
+    settings: Settings
+    signer: Signer
+    store: SqliteStore
+    service: GateService
+    webhooks: Webhooks
+    policies: Reloadable[dict[str, Policy]]
+    runner: web.AppRunner | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def api_port(self) -> int:
+        assert self.runner is not None
+        for site in self.runner.sites:
+            server = getattr(site, "_server", None)
+            if server is not None and server.sockets:
+                return int(server.sockets[0].getsockname()[1])
+        return self.settings.port
+
+
+async def start_gate(settings: Settings) -> Gate:
+    """Start everything; raise StartupError with a clear reason if any part cannot start."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        data_dir.chmod(0o700)
+    admin_key, created = load_or_create_admin_key(data_dir, os.environ.get("GATE_ADMIN_KEY"))
+    if created:
+        # Printed once, to the terminal only (not the JSON log stream).
+        print(
+            f"gate-proxy: generated an admin key in {data_dir / 'admin.key'} (mode 0600):\n"
+            f"  {admin_key}\n  It is shown only this once.",
+            file=sys.stderr,
+            flush=True,
+        )
+    signer = load_or_create_signer(data_dir)
+    (data_dir / "signing.pub").write_text(signer.public_pem())
+    try:
+        policies = Reloadable(
+            "policies",
+            lambda: load_policy_dir(settings.policy_dir),
+            policy_files(settings.policy_dir),
+        )
+    except Exception as exc:
+        raise StartupError(f"policies: {exc}") from exc
+    metrics = GateMetrics()
+    store = SqliteStore(
+        data_dir, signer, synchronous="FULL" if settings.durability == "full" else "NORMAL"
+    )
+    await store.open()
+    webhooks = Webhooks(
+        store,
+        metrics,
+        settings.allowed_webhook_networks(),
+        timeout_s=settings.webhook_timeout_s,
+    )
+    service = GateService(
+        store,
+        lambda: policies.current,
+        signer,
+        admin_key,
+        environment=settings.environment,
+        metrics=metrics,
+        on_event=webhooks.on_event,
+    )
+    gate = Gate(settings, signer, store, service, webhooks, policies)
+    try:
+        await _start_api(gate)
+    except BaseException:
+        await store.close()
+        raise
+    gate.extras["proxy_runtime_factory"] = lambda: _proxy_runtime(gate)
+    if settings.enable_proxy:
+        try:
+            await _start_proxy(gate)
+        except BaseException:
+            await stop_gate(gate)
+            raise
+    gate.tasks.append(asyncio.create_task(service.run_expiry(), name="gate-expiry"))
+    gate.tasks.append(asyncio.create_task(policies.watch(), name="gate-policy-watch"))
+    log.info(
+        "gate started",
+        extra={
+            "event": "started",
+            "api": f"http://{settings.host}:{gate.api_port}",
+            "policies": sorted(policies.current),
+            "data_dir": str(data_dir),
+        },
+    )
+    return gate
+
+
+async def _start_api(gate: Gate) -> None:
+    from gate_proxy.api.app import caller, json_response, read_json
+
+    async def register_webhook(request: web.Request) -> web.Response:
+        principal = await caller(request)
+        result = await gate.webhooks.register(principal, await read_json(request))
+        return json_response(result, status=201)
+
+    def extra_routes(app: web.Application) -> None:
+        app.router.add_post("/v1/webhooks/register", register_webhook)
+        proxy_routes(gate)(app)
+
+    app = build_app(
+        gate.service,
+        body_limit=gate.settings.api_body_limit,
+        extra_routes=extra_routes,
+        health_extra={"policies": lambda: len(gate.policies.current)},
+    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, gate.settings.host, gate.settings.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(
+            f"control API cannot listen on {gate.settings.host}:{gate.settings.port}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    gate.runner = runner
+
+
+def _load_registry(settings: Settings) -> Registry:
+    path = settings.config_dir / settings.registry_file
+    if not path.exists():
+        # No registry at all: every destination is unknown, and unknown is blocked.
+        return Registry.empty_default_block()
+    return load_registry(path)
+
+
+def _proxy_runtime(gate: Gate) -> ProxyRuntime:
+    runtime = gate.extras.get("proxy_runtime")
+    if runtime is None:
+        settings = gate.settings
+        try:
+            registry = Reloadable(
+                "destinations",
+                lambda: _load_registry(settings),
+                lambda: [settings.config_dir / settings.registry_file],
+            )
+        except Exception as exc:
+            raise StartupError(f"destinations: {exc}") from exc
+        gate.tasks.append(asyncio.create_task(registry.watch(), name="gate-registry-watch"))
+        runtime = ProxyRuntime(gate.service, lambda: registry.current, settings)
+        gate.extras["proxy_runtime"] = runtime
+        gate.extras["registry"] = registry
+    return runtime
+
+
+async def _start_proxy(gate: Gate) -> None:
+    from addons.gate import gate_addons
+
+    settings = gate.settings
+    try:
+        ca = ensure_ca(settings.certs_dir)
+        bundle = combined_trust_bundle(settings.upstream_ca_bundle, settings.certs_dir)
+    except (CaError, OSError, ValueError) as exc:
+        raise StartupError(f"TLS: {exc}") from exc
+    gate.extras["ca"] = ca
+    runtime = _proxy_runtime(gate)
+    host = settings.host
+    listeners = [
+        Listener("forward", f"regular@{host}:{settings.proxy_port}"),
+        # The reverse listener's own target is a placeholder: every request is routed by
+        # its path prefix (config `routes:`), and an unrouted path is answered 404.
+        Listener("reverse", f"reverse:http://127.0.0.1:9@{host}:{settings.reverse_port}"),
+    ]
+    engine = ProxyEngine(
+        listeners=listeners,
+        addons=gate_addons(runtime),
+        confdir=settings.certs_dir,
+        trusted_ca_bundle=bundle,
+        extra_options={
+            "body_size_limit": str(settings.proxy_body_limit + 1),
+            "tcp_timeout": settings.tcp_timeout_s,
+        },
+    )
+    try:
+        await engine.start()
+    except (ListenerBindError, RuntimeError, ValueError) as exc:
+        raise StartupError(f"proxy: {exc}") from exc
+    gate.extras["engine"] = engine
+    ports = engine.bound_ports
+    print(
+        f"gate-proxy: forward proxy on http://{host}:{ports.get('forward')}, "
+        f"reverse proxy on http://{host}:{ports.get('reverse')}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def proxy_routes(gate: Gate) -> Callable[[web.Application], None]:
+    async def ca_certificate(request: web.Request) -> web.Response:
+        path = gate.settings.certs_dir / "mitmproxy-ca-cert.pem"
+        if not path.exists():
+            raise web.HTTPNotFound(reason="CA not generated (proxy disabled)")
+        return web.Response(
+            body=path.read_bytes(),
+            content_type="application/x-pem-file",
+            headers={"Content-Disposition": 'attachment; filename="gate-ca.crt"'},
+        )
+
+    async def held(request: web.Request) -> web.Response:
+        from gate_proxy.api.app import caller, json_response
+
+        principal = await caller(request)
+        runtime: ProxyRuntime | None = gate.extras.get("proxy_runtime")
+        items = runtime.held.visible_to(principal) if runtime else []
+        return json_response({"held": items, "count": len(items)})
+
+    def add(app: web.Application) -> None:
+        app.router.add_get("/v1/proxy/ca.crt", ca_certificate)
+        app.router.add_get("/v1/proxy/held", held)
+
+    return add
+
+
+async def stop_gate(gate: Gate) -> None:
+    engine = gate.extras.get("engine")
+    if engine is not None:
+        await engine.stop()
+    for task in gate.tasks:
+        task.cancel()
+    for task in gate.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if gate.runner is not None:
+        await gate.runner.cleanup()
+    await gate.webhooks.close()
+    await gate.service.close()
+    await gate.store.close()
+
+
+async def serve(settings: Settings) -> int:
+    try:
+        gate = await start_gate(settings)
+    except StartupError as exc:
+        log.error("gate cannot start: %s", exc, extra={"event": "startup_failed"})
+        print(f"gate-proxy: cannot start: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(
+        f"gate-proxy: control API on http://{settings.host}:{gate.api_port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    await stop.wait()
+    log.info("gate stopping", extra={"event": "stopping"})
+    await stop_gate(gate)
+    return 0

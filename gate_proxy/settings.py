@@ -1,0 +1,111 @@
+"""Gate settings: defaults, overridden by `<config-dir>/gate.yaml`, overridden by flags."""
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 4000
+    proxy_port: int = 4001
+    reverse_port: int = 4002
+    data_dir: Path = Path("data")
+    policy_dir: Path = Path("policies")
+    config_dir: Path = Path("config")
+    certs_dir: Path = Path("certs")
+    # Server-side environment for policy `environments` blocks. An agent's registration
+    # may set its own; nothing in a request can choose it.
+    environment: str | None = None
+    api_body_limit: int = 1 * MIB
+    proxy_body_limit: int = 10 * MIB
+    hold_timeout_ms: int = 900_000
+    upstream_timeout_s: float = 60.0
+    # mitmproxy's idle timeout; held requests are kept alive past it deliberately.
+    tcp_timeout_s: int = 600
+    # "normal": a committed event survives a crash of the gate process (SQLite WAL).
+    # "full": it also survives power loss, at the cost of an fsync per commit.
+    durability: str = "normal"
+    webhook_allow_cidrs: list[str] = field(default_factory=list)
+    webhook_timeout_s: float = 5.0
+    upstream_ca_bundle: Path | None = None
+    log_level: str = "INFO"
+    # "enforce" acts on decisions; "shadow" records them (marked shadow) and forwards anyway.
+    enforce: str = "enforce"
+    # Hosts not in config/destinations.yaml are blocked unless the registry's default says so.
+    registry_file: str = "destinations.yaml"
+    enable_proxy: bool = True
+
+    def allowed_webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in self.webhook_allow_cidrs]
+
+    @property
+    def hold_timeout_s(self) -> float:
+        return self.hold_timeout_ms / 1000
+
+
+_PATHS = {"data_dir", "policy_dir", "config_dir", "certs_dir", "upstream_ca_bundle"}
+
+
+def load_settings(config_dir: Path | None, overrides: dict[str, Any]) -> Settings:
+    settings = Settings()
+    config_dir = Path(overrides.get("config_dir") or config_dir or settings.config_dir)
+    path = config_dir / "gate.yaml"
+    known = {f.name for f in fields(Settings)}
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: expected a mapping at the top level")
+        for key, value in data.items():
+            if key not in known:
+                raise SettingsError(f"{path}: unknown setting {key!r}")
+            _set(settings, key, value, str(path))
+    if os.environ.get("GATE_HOLD_TIMEOUT_MS"):
+        _set(
+            settings, "hold_timeout_ms", os.environ["GATE_HOLD_TIMEOUT_MS"], "GATE_HOLD_TIMEOUT_MS"
+        )
+    for key, value in overrides.items():
+        if value is not None:
+            _set(settings, key, value, f"--{key.replace('_', '-')}")
+    settings.config_dir = config_dir
+    if settings.enforce not in ("enforce", "shadow"):
+        raise SettingsError("enforce must be enforce or shadow")
+    if settings.durability not in ("normal", "full"):
+        raise SettingsError("durability must be normal or full")
+    try:
+        settings.allowed_webhook_networks()
+    except ValueError as exc:
+        raise SettingsError(f"webhook_allow_cidrs: {exc}") from exc
+    return settings
+
+
+def _set(settings: Settings, key: str, value: Any, origin: str) -> None:
+    current = getattr(settings, key)
+    try:
+        if key in _PATHS:
+            value = Path(value) if value is not None else None
+        elif isinstance(current, bool):
+            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        elif isinstance(current, int):
+            value = int(value)
+        elif isinstance(current, float):
+            value = float(value)
+        elif isinstance(current, list) and not isinstance(value, list):
+            raise TypeError("expected a list")
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{origin}: {key}: {exc}") from exc
+    setattr(settings, key, value)

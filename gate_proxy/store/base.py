@@ -1,0 +1,103 @@
+"""The storage interface. SQLite implements it today; PostgreSQL will follow.
+
+The service speaks only in these terms. Every write that changes state carries the
+ledger events that record it, and a backend must commit both atomically: an intent
+never changes status without its event, and an event never exists without its change.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (I/O, corruption, closed)."""
+
+
+class Conflict(StoreError):
+    """A conditional write found the row in another state (a lost race)."""
+
+
+class DuplicateKey(StoreError):
+    """A uniqueness constraint refused the write (for example an idempotency key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """A ledger event before the store gives it a sequence number and a hash."""
+
+    type: str
+    intent_id: str | None
+    actor: str
+    agent_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Row = dict[str, Any]
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # Agents
+    async def insert_agent(self, agent: Row, event: EventDraft) -> None: ...
+    async def get_agent(self, agent_id: str) -> Row | None: ...
+    async def get_agent_by_name(self, name: str) -> Row | None: ...
+    async def get_agent_by_key_hash(self, key_hash: str) -> Row | None: ...
+    async def list_agents(self) -> list[Row]: ...
+    async def set_agent_status(self, agent_id: str, status: str, event: EventDraft) -> bool: ...
+
+    # Intents
+    async def insert_intent(self, intent: Row, events: list[EventDraft]) -> None: ...
+    async def transition_intent(
+        self,
+        intent_id: str,
+        from_statuses: tuple[str, ...],
+        to_status: str,
+        fields: Row,
+        events: list[EventDraft],
+    ) -> None: ...
+    async def get_intent(self, intent_id: str) -> Row | None: ...
+    async def list_intents(
+        self, *, agent_id: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[Row]: ...
+    async def find_by_idempotency_key(self, agent_id: str, key: str) -> Row | None: ...
+    async def count_recent_intents(
+        self, agent_id: str, since_hour: str, since_day: str
+    ) -> tuple[int, int]: ...
+    async def next_pending_expiry(self) -> str | None: ...
+    async def due_pending(self, now: str) -> list[Row]: ...
+    async def intent_metrics(self, agent_id: str | None = None) -> Row: ...
+
+    # Approval votes (N-of-M)
+    async def add_vote(self, vote: Row, event: EventDraft) -> None: ...
+    async def list_votes(self, intent_id: str) -> list[Row]: ...
+
+    # Executions
+    async def insert_execution(
+        self, execution: Row, intent_id: str, events: list[EventDraft]
+    ) -> None: ...
+    async def get_execution(self, execution_id: str) -> Row | None: ...
+    async def list_executions(self, intent_id: str) -> list[Row]: ...
+    async def complete_execution(
+        self,
+        execution_id: str,
+        status: str,
+        report: Any,
+        completed_at: str,
+        intent_status: str,
+        events: list[EventDraft],
+    ) -> None: ...
+    async def expire_execution(self, execution_id: str) -> None: ...
+
+    # Webhooks
+    async def insert_webhook(self, webhook: Row) -> None: ...
+    async def webhooks_for(self, intent_id: str) -> list[Row]: ...
+    async def record_delivery(self, webhook_id: str, event: str, ok: bool, detail: str) -> None: ...
+
+    # Ledger
+    async def append(self, events: list[EventDraft]) -> None: ...
+    async def ledger_events(
+        self, *, intent_id: str | None = None, after_seq: int = 0, limit: int = 1000
+    ) -> list[Row]: ...
+    async def checkpoint(self) -> None: ...
