@@ -7,6 +7,7 @@ gate that would turn every bug into a bypass, so no hook of ours runs unguarded.
 import functools
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,11 @@ from mitmproxy import http
 log = logging.getLogger("gate.proxy")
 
 GATE_HEADER_PREFIX = "x-gate-"
+# Chaos switch for fail-closed drills (and the tests): hooks named here raise on entry.
+# Documented in docs/operations.md; never set it in production.
+CHAOS_FAIL_HOOKS = frozenset(
+    name.strip() for name in os.environ.get("GATE_CHAOS_FAIL_HOOKS", "").split(",") if name.strip()
+)
 
 
 def gate_response(
@@ -77,6 +83,8 @@ def fail_closed(
         @functools.wraps(hook)
         async def guarded(self: Any, flow: http.HTTPFlow, *args: Any) -> None:
             try:
+                if CHAOS_FAIL_HOOKS and where in CHAOS_FAIL_HOOKS:
+                    raise RuntimeError(f"chaos: injected fault in {where}")
                 result = hook(self, flow, *args)
                 if result is not None:
                     await result
