@@ -161,7 +161,9 @@ class GateService:
         self.environment = environment
         self.metrics = metrics or GateMetrics()
         self.watchers = IntentWatchers()
-        self._on_event = on_event
+        self._listeners: list[Callable[[str, Row, str], Awaitable[None]]] = []
+        if on_event is not None:
+            self._listeners.append(on_event)
         self._auth_cache: dict[str, tuple[float, Principal | None, str]] = {}
         self._expiry_wakeup = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
@@ -332,6 +334,8 @@ class GateService:
             return await self._record_duplicate(caller, request, original)
         if intent["status"] == Status.PENDING:
             self._expiry_wakeup.set()
+        if self._listeners:
+            self._publish(Event.PROPOSED, intent, caller.name)
         return Outcome(intent, decision)
 
     def _decide(
@@ -725,10 +729,20 @@ class GateService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._expiry_wakeup.wait(), timeout=min(delay, 60.0))
 
+    def subscribe(self, listener: Callable[[str, Row, str], Awaitable[None]]) -> None:
+        """Be told of every new intent ("proposed") and every later transition.
+
+        Listeners run as background tasks: a slow one never delays a decision.
+        """
+        self._listeners.append(listener)
+
     def _after_transition(self, intent: Row, event: str, actor: str) -> None:
         self.watchers.notify(intent["id"], intent["status"])
-        if self._on_event is not None:
-            task = asyncio.create_task(self._on_event(event, intent, actor))
+        self._publish(event, intent, actor)
+
+    def _publish(self, event: str, intent: Row, actor: str) -> None:
+        for listener in self._listeners:
+            task = asyncio.create_task(listener(event, intent, actor))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
