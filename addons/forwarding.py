@@ -5,7 +5,8 @@ import json
 import logging
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import ctx, http
+from mitmproxy.proxy import events
 from mitmproxy.proxy.layers.http import _http1, _http2
 
 from addons.decision import InFlight
@@ -45,6 +46,22 @@ def install_json_errors() -> None:
     _http2.format_error = _json_error_body
 
 
+def synthetic_timeout_response(timeout_s: float) -> bytes:
+    body = json.dumps(
+        {
+            "status": "error",
+            "error": "upstream_timeout",
+            "reason_code": "upstream_timeout",
+            "message": f"the upstream did not answer within {timeout_s:g} s",
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\nX-Gate-Decision: error\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 class GateForwarding:
     def __init__(self, runtime: ProxyRuntime) -> None:
         self.runtime = runtime
@@ -53,8 +70,40 @@ class GateForwarding:
     def load(self, loader: Any) -> None:
         install_json_errors()
 
+    @fail_closed("forward")
+    def request(self, flow: http.HTTPFlow) -> None:
+        # Runs after the decision: only requests that really go upstream get here.
+        if flow.response or flow.error or not flow.live:
+            return
+        deadline = asyncio.ensure_future(self._upstream_deadline(flow))
+        flow.metadata["gate_deadline"] = deadline
+
+    async def _upstream_deadline(self, flow: http.HTTPFlow) -> None:
+        """mitmproxy has no upstream response timeout: answer 504 ourselves when it lapses.
+
+        The 504 is fed to the flow as if the upstream had sent it (mitmproxy then closes
+        the upstream connection, as the response says Connection: close), so the agent
+        gets a JSON answer and the ledger records the failure through the usual hooks.
+        """
+        timeout = self.runtime.settings.upstream_timeout_s
+        await asyncio.sleep(timeout)
+        if flow.response is not None or flow.error is not None or not flow.live:
+            return
+        self.runtime.service.metrics.upstream_errors.inc("timeout")
+        flow.metadata["gate_upstream_timeout"] = True
+        proxyserver = ctx.master.addons.get("proxyserver")
+        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
+        server = flow.server_conn
+        if handler is None or server not in handler.transports or server.alpn == b"h2":
+            flow.kill()  # no HTTP/1 upstream to answer for: drop the exchange
+            return
+        await handler.server_event(events.DataReceived(server, synthetic_timeout_response(timeout)))
+
     @fail_closed("responseheaders")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        deadline = flow.metadata.get("gate_deadline")
+        if deadline is not None and not flow.metadata.get("gate_upstream_timeout"):
+            deadline.cancel()
         if flow.response is None or flow.metadata.get("gate_answered"):
             return
         response = flow.response
@@ -72,9 +121,15 @@ class GateForwarding:
         if in_flight is None or flow.response is None:
             return
         code = flow.response.status_code
+        if flow.metadata.get("gate_upstream_timeout"):
+            self._record(in_flight, False, {"error": "upstream_timeout", "status_code": code})
+            return
         self._record(in_flight, code < 500, {"status_code": code})
 
     def error(self, flow: http.HTTPFlow) -> None:
+        deadline = flow.metadata.get("gate_deadline")
+        if deadline is not None:
+            deadline.cancel()
         try:
             in_flight: InFlight | None = flow.metadata.pop("gate_in_flight", None)
             if in_flight is None:

@@ -739,3 +739,39 @@ def test_prometheus_has_proxy_metrics(env: Env, agent: dict[str, Any]) -> None:
     assert 'source="proxy"' in text
     assert "gate_held_requests" in text
     assert "gate_decision_latency_seconds_bucket" in text
+
+
+def test_upstream_timeout_is_504_json_and_recorded(tmp_path: Path) -> None:
+    from upstreams import slow
+
+    with Upstream(handler=slow(6)) as upstream:
+        config = {
+            "destinations.yaml": f"""
+"127.0.0.1:{upstream.port}":
+  paths:
+    /v1/replies: {{method: POST, destination: zendesk.reply, policy: support-reply}}
+""",
+            "gate.yaml": "upstream_timeout_s: 1\n",
+        }
+        with running_gate(tmp_path, policies=POLICIES, config=config) as gate:
+            agent = gate.register("waiter")
+            proxy = f"http://{agent['agentId']}:{agent['apiKey']}@127.0.0.1:{gate.proxy_port}"
+            started = time.monotonic()
+            with httpx.Client(proxy=proxy, timeout=30) as client:
+                response = client.post(f"{upstream.url}/v1/replies", json={"m": "slow"})
+            elapsed = time.monotonic() - started
+            with gate.admin() as admin:
+                intent_id = admin.get("/v1/intents", params={"limit": 1}).json()["intents"][0][
+                    "intentId"
+                ]
+
+                def failed() -> bool:
+                    trail = admin.get(f"/v1/intents/{intent_id}/audit").json()
+                    return trail[-1]["eventType"] == "execution_failed"
+
+                wait_for(failed)
+                trail = admin.get(f"/v1/intents/{intent_id}/audit").json()
+    assert response.status_code == 504
+    assert response.json()["error"] == "upstream_timeout"
+    assert elapsed < 4
+    assert trail[-1]["metadata"]["error"] == "upstream_timeout"
