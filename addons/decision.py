@@ -404,12 +404,14 @@ def iso_in_seconds(seconds: float) -> str:
 
 
 def too_large(limit: int) -> http.Response:
+    # Connection: close, because the client may still be sending a body we will not read.
     return gate_response(
         413,
         status="blocked",
         reason_code="payload_too_large",
         message=f"request body exceeds the gate's limit of {limit} bytes",
         error="payload_too_large",
+        headers={"Connection": "close"},
     )
 
 

@@ -360,13 +360,31 @@ def test_registry_require_approval_is_honoured(env: Env, agent: dict[str, Any]) 
     assert response.status_code == 202
 
 
-def test_oversized_body_is_413(env: Env, agent: dict[str, Any]) -> None:
-    with env.client(agent) as client:
-        response = client.post(
-            f"{env.plain.url}/v1/replies", content=b"x" * (10 * 1024 * 1024 + 10)
-        )
-    assert response.status_code == 413
-    assert response.json()["reason_code"] == "payload_too_large"
+def test_oversized_body_is_413(env: Env, agent: dict[str, Any], tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b"x" * (10 * 1024 * 1024 + 10))
+    result = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-x",
+            env.proxy_url(agent),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            f"@{big}",
+            f"{env.plain.url}/v1/replies",
+            "-w",
+            "\n%{http_code}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    body, _, code = result.stdout.rpartition("\n")
+    assert code == "413"
+    assert json.loads(body)["reason_code"] == "payload_too_large"
+    assert not [r for r in env.plain.requests if len(r.body) > 1024 * 1024]
 
 
 def test_idempotency_key_header_gives_409(env: Env, agent: dict[str, Any]) -> None:
