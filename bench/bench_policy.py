@@ -14,6 +14,7 @@ import argparse
 import datetime
 import gc
 import json
+import os
 import platform
 import shlex
 import statistics
@@ -136,6 +137,8 @@ def main() -> None:
     arguments.add_argument("--iterations", type=int, default=50_000)
     arguments.add_argument("--warmup", type=int, default=5_000)
     options = arguments.parse_args()
+    if options.iterations < 1 or options.warmup < 0:
+        arguments.error("--iterations must be >= 1 and --warmup >= 0")
 
     payload = build_payload()
     payload_bytes = len(payload.encode())
@@ -153,7 +156,7 @@ def main() -> None:
         ("evaluate(), every rule on except block_if_terms", POLICY_YAML + CHECKS_YAML),
     ]
 
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    command = shlex.join([os.path.relpath(sys.executable), *sys.argv])
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     print(f"command: {command}")
     print(f"date: {today}  python: {platform.python_version()}  machine: {platform.machine()}")

@@ -113,6 +113,18 @@ def test_defaults() -> None:
     assert dict(policy.environments) == {}
 
 
+def test_policies_are_hashable_and_compare_by_value() -> None:
+    text = "id: h\nblock_if_terms: [sue]\nenvironments:\n  prod: {expiry_minutes: 5}\n"
+    first, second = parse(text), parse(text)
+    assert first == second and hash(first) == hash(second)
+    assert first != parse(text.replace("sue", "sued"))
+
+
+def test_empty_destination_list_blocks_everything() -> None:
+    decision = _decide("id: none\ndestinations: []", destination="any.thing")
+    assert decision.reason_code == "destination_not_allowed"
+
+
 def test_environment_blocks_are_merged_over_base() -> None:
     policy = parse(
         """

@@ -190,7 +190,9 @@ class Policy:
     require_approvals: int = 1
     field_checks: tuple[FieldCheck, ...] = ()
     rate_limits: RateLimits | None = None
-    environments: Mapping[str, "Policy"] = field(default_factory=lambda: MappingProxyType({}))
+    environments: Mapping[str, "Policy"] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
     # Derived in __post_init__ so evaluate() does no per-call preparation.
     term_matcher: TermMatcher | None = field(init=False, repr=False, compare=False)
     _destination_set: frozenset[str] | None = field(init=False, repr=False, compare=False)
