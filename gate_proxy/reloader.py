@@ -33,6 +33,7 @@ class Reloadable[T]:
         self._state = _snapshot(paths)
         self.last_error: str | None = None
         self.generation = 1
+        self.on_failure: Callable[[str], None] | None = None
 
     def reload_now(self) -> bool:
         self._state = _snapshot(self._paths)
@@ -40,6 +41,8 @@ class Reloadable[T]:
             value = self._load()
         except Exception as exc:  # keep serving the last good version
             self.last_error = str(exc)
+            if self.on_failure is not None:
+                self.on_failure(self.name)
             log.error(
                 "%s reload failed, keeping the last good version: %s",
                 self.name,

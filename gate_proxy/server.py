@@ -16,8 +16,10 @@ from aiohttp import web
 from gate_proxy.api.app import build_app
 from gate_proxy.core.policy import Policy
 from gate_proxy.core.registry import Registry
+from gate_proxy.dashboard import add_dashboard
 from gate_proxy.keys import Signer, load_or_create_admin_key, load_or_create_signer
 from gate_proxy.metrics import GateMetrics
+from gate_proxy.notify import SlackNotifier
 from gate_proxy.policy_loader import load_policy_dir
 from gate_proxy.proxy.ca import CaError, combined_trust_bundle, ensure_ca
 from gate_proxy.proxy.engine import Listener, ListenerBindError, ProxyEngine
@@ -88,6 +90,7 @@ async def start_gate(settings: Settings) -> Gate:
     except Exception as exc:
         raise StartupError(f"policies: {exc}") from exc
     metrics = GateMetrics()
+    policies.on_failure = metrics.config_reload_failures.inc
     store = SqliteStore(
         data_dir, signer, synchronous="FULL" if settings.durability == "full" else "NORMAL"
     )
@@ -107,6 +110,9 @@ async def start_gate(settings: Settings) -> Gate:
         metrics=metrics,
         on_event=webhooks.on_event,
     )
+    notifier = SlackNotifier.from_settings(settings)  # None unless slack_webhook_url is set
+    if notifier is not None:
+        service.subscribe(notifier.on_event)
     gate = Gate(settings, signer, store, service, webhooks, policies)
     try:
         await _start_api(gate)
@@ -145,6 +151,7 @@ async def _start_api(gate: Gate) -> None:
     def extra_routes(app: web.Application) -> None:
         app.router.add_post("/v1/webhooks/register", register_webhook)
         proxy_routes(gate)(app)
+        add_dashboard(app, gate)
 
     app = build_app(
         gate.service,
@@ -186,6 +193,7 @@ def _proxy_runtime(gate: Gate) -> ProxyRuntime:
             )
         except Exception as exc:
             raise StartupError(f"destinations: {exc}") from exc
+        registry.on_failure = gate.service.metrics.config_reload_failures.inc
         gate.tasks.append(asyncio.create_task(registry.watch(), name="gate-registry-watch"))
         runtime = ProxyRuntime(gate.service, lambda: registry.current, settings)
         gate.extras["proxy_runtime"] = runtime

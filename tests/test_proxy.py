@@ -793,3 +793,23 @@ def test_upstream_timeout_is_504_json_and_recorded(tmp_path: Path) -> None:
     assert response.json()["error"] == "upstream_timeout"
     assert elapsed < 4
     assert trail[-1]["metadata"]["error"] == "upstream_timeout"
+
+
+def test_broken_registry_reload_keeps_the_last_good_one(env: Env, agent: dict[str, Any]) -> None:
+    path = env.gate.config_dir / "destinations.yaml"
+    original = path.read_text()
+    try:
+        path.write_text(original + '\n"bad.example":\n  paths:\n    /x: {polcy: oops}\n')
+        wait_for(
+            lambda: (
+                'gate_config_reload_failures_total{config="destinations"}'
+                in httpx.get(f"{env.gate.url}/metrics").text
+            )
+        )
+        assert "destinations.yaml" in env.gate.logs() and "polcy" in env.gate.logs()
+        with env.client(agent) as client:
+            response = client.post(f"{env.plain.url}/v1/replies", json={"m": "still routed"})
+        assert response.status_code == 200
+    finally:
+        path.write_text(original)
+        time.sleep(1.5)
