@@ -813,3 +813,36 @@ def test_broken_registry_reload_keeps_the_last_good_one(env: Env, agent: dict[st
     finally:
         path.write_text(original)
         time.sleep(1.5)
+
+
+def test_http2_through_interception(env: Env, agent: dict[str, Any]) -> None:
+    marker = f"h2-{time.monotonic_ns()}"
+    url = f"{env.tls.url_localhost}/v1/replies"
+
+    def curl(body: str) -> list[str]:
+        result = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "--http2",
+                "-x",
+                env.proxy_url(agent),
+                "--cacert",
+                env.ca,
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+                url,
+                "-w",
+                "\n%{http_version} %{http_code}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return result.stdout.rsplit("\n", 1)[-1].split()
+
+    assert curl(json.dumps({"m": marker})) == ["2", "200"]
+    assert seen(env.tls, marker)
+    assert curl(json.dumps({"m": "we will sue"})) == ["2", "403"]
