@@ -18,6 +18,7 @@ from addons.decision import GateDecision
 from addons.forwarding import GateForwarding
 from addons.guard import fail_closed, gate_response, refuse
 from addons.identity import GateIdentity
+from addons.vault import AgentCredentialGuard, CredentialInjector
 from gate_proxy.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("gate.proxy")
@@ -25,7 +26,13 @@ log = logging.getLogger("gate.proxy")
 
 def gate_addons(runtime: ProxyRuntime) -> list[object]:
     """In hook order: who is asking, what is decided, what happens after forwarding."""
-    return [GateIdentity(runtime), GateDecision(runtime), GateForwarding(runtime)]
+    return [
+        GateIdentity(runtime),
+        AgentCredentialGuard(runtime),
+        GateDecision(runtime),
+        GateForwarding(runtime),
+        CredentialInjector(runtime),
+    ]
 
 
 class StandaloneGate:

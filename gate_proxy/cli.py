@@ -213,6 +213,12 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vault_check(args: argparse.Namespace) -> int:
+    from gate_proxy.vault.cli import vault_check
+
+    return vault_check(Path(args.config_dir))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from gate_proxy.logs import setup_logging
     from gate_proxy.server import serve
@@ -321,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data-dir", default=os.environ.get("GATE_DATA_DIR", "data"))
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     export.set_defaults(fn=cmd_ledger_export)
+
+    vault = sub.add_parser("vault", help="credential vault tools").add_subparsers(
+        dest="sub", required=True
+    )
+    vcheck = vault.add_parser("check", help="resolve every credential; never prints a value")
+    vcheck.add_argument("--config-dir", default=os.environ.get("GATE_CONFIG_DIR", "config"))
+    vcheck.set_defaults(fn=cmd_vault_check)
 
     policy = sub.add_parser("policy", help="policy tools").add_subparsers(dest="sub", required=True)
     check = policy.add_parser("check", help="validate a policy directory without starting")

@@ -29,6 +29,7 @@ from gate_proxy.reloader import Reloadable
 from gate_proxy.service import GateService
 from gate_proxy.settings import Settings
 from gate_proxy.store.sqlite import SqliteStore
+from gate_proxy.vault import VaultManager
 from gate_proxy.webhooks import Webhooks
 
 log = logging.getLogger("gate.server")
@@ -193,9 +194,14 @@ def _proxy_runtime(gate: Gate) -> ProxyRuntime:
             )
         except Exception as exc:
             raise StartupError(f"destinations: {exc}") from exc
+        try:
+            vault = VaultManager.from_config_dir(settings.config_dir)
+        except Exception as exc:
+            raise StartupError(f"vault: {exc}") from exc
+        gate.tasks.append(asyncio.create_task(vault.run_maintenance(), name="gate-vault"))
         registry.on_failure = gate.service.metrics.config_reload_failures.inc
         gate.tasks.append(asyncio.create_task(registry.watch(), name="gate-registry-watch"))
-        runtime = ProxyRuntime(gate.service, lambda: registry.current, settings)
+        runtime = ProxyRuntime(gate.service, lambda: registry.current, settings, vault=vault)
         gate.extras["proxy_runtime"] = runtime
         gate.extras["registry"] = registry
     return runtime
@@ -273,6 +279,9 @@ async def stop_gate(gate: Gate) -> None:
     engine = gate.extras.get("engine")
     if engine is not None:
         await engine.stop()
+    runtime = gate.extras.get("proxy_runtime")
+    if runtime is not None and runtime.vault is not None:
+        runtime.vault.close()
     for task in gate.tasks:
         task.cancel()
     for task in gate.tasks:

@@ -46,6 +46,15 @@ class Settings:
     # Hosts not in config/destinations.yaml are blocked unless the registry's default says so.
     registry_file: str = "destinations.yaml"
     enable_proxy: bool = True
+    # Dashboard (/dashboard): the URL people reach it at (links in notifications; default
+    # http://<host>:<port>), session lifetimes, and the live stream's heartbeat.
+    dashboard_url: str | None = None
+    session_ttl_s: int = 8 * 3600
+    session_idle_s: int = 30 * 60
+    dashboard_heartbeat_s: float = 15.0
+    # Slack-compatible incoming webhook for new pending intents (checked like webhooks:
+    # private targets need webhook_allow_cidrs). The URL is a secret: it is never logged.
+    slack_webhook_url: str | None = None
 
     def allowed_webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.webhook_allow_cidrs]
