@@ -66,6 +66,14 @@ class StandaloneGate:
         ctx.master.addons.add(*gate_addons(runtime))
         self.ready = True
 
+    async def done(self) -> None:
+        # aiosqlite's threads would keep the process alive: close the store on shutdown.
+        if self._gate is not None:
+            from gate_proxy.server import stop_gate
+
+            self.ready = False
+            await stop_gate(self._gate)
+
     @fail_closed("standalone")
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._refuse_until_ready(flow)
