@@ -846,3 +846,22 @@ def test_http2_through_interception(env: Env, agent: dict[str, Any]) -> None:
     assert curl(json.dumps({"m": marker})) == ["2", "200"]
     assert seen(env.tls, marker)
     assert curl(json.dumps({"m": "we will sue"})) == ["2", "403"]
+
+
+def test_busy_proxy_port_stops_serve(tmp_path: Path) -> None:
+    import socket
+
+    from gate_process import prepare_root
+
+    prepare_root(tmp_path, POLICIES)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        gate = GateProcess(
+            tmp_path, free_port(), taken.getsockname()[1], free_port(), "gate_sk_" + "x" * 40
+        )
+        gate.start(wait=False)
+        assert gate.process is not None
+        code = gate.process.wait(timeout=30)
+    assert code != 0
+    assert "cannot start" in gate.logs() and "forward" in gate.logs()
