@@ -1,0 +1,76 @@
+"""Live intent events for the dashboard's server-sent-event streams.
+
+``EventHub.on_event`` is subscribed to the service: it renders each new intent or
+transition once and fans it out to every open stream through a bounded queue. A stream
+that cannot keep up is closed (the browser reconnects and reloads the queue) rather than
+letting memory grow or slowing the decision path.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gate_proxy.store.base import Row
+
+log = logging.getLogger("gate.dashboard")
+
+QUEUE_LIMIT = 256
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        self.overflowed = False
+
+    def offer(self, message: bytes | None) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+def sse_message(event: str, data: Any) -> bytes:
+    # json.dumps escapes newlines inside strings, so the data is always one line.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+class EventHub:
+    def __init__(self, render: Callable[[Row], Awaitable[dict[str, Any]]]) -> None:
+        self._render = render
+        self._subscribers: set[Subscriber] = set()
+        self.closed = False
+
+    def subscribe(self) -> Subscriber:
+        subscriber = Subscriber()
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    async def on_event(self, event: str, intent: Row, actor: str) -> None:
+        """Service listener: called (as a background task) for every intent event."""
+        if not self._subscribers:
+            return
+        try:
+            view = await self._render(intent)
+        except Exception:
+            log.exception("dashboard could not render an intent event")
+            return
+        self.publish(sse_message("intent", {"event": event, "actor": actor, "intent": view}))
+
+    def publish(self, message: bytes) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber.offer(message)
+
+    def close(self) -> None:
+        """Gate shutdown: end every stream so the server need not wait for them."""
+        self.closed = True
+        for subscriber in list(self._subscribers):
+            subscriber.offer(None)  # None ends the stream; a full queue ends it too

@@ -1,0 +1,155 @@
+"""Slack-compatible incoming-webhook messages for new pending intents.
+
+Subscribed to the service, so each message is sent from a background task: delivery and
+its retries (with backoff) never delay a decision. The target is checked like signed
+webhooks (``webhooks.resolve_checked``, ``webhook_allow_cidrs``) and pinned to the checked
+addresses. The webhook URL is itself a secret, so only its host is ever logged.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gate_proxy.core.intents import Event, Status
+from gate_proxy.settings import Settings
+from gate_proxy.store.base import Row
+from gate_proxy.webhooks import Network, _PinnedResolver, resolve_checked
+
+log = logging.getLogger("gate.notify")
+
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+MAX_RETRY_AFTER = 60.0
+
+
+def slack_escape(text: object) -> str:
+    """Slack mrkdwn needs only these three escaped; anything else is literal text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def intent_link(dashboard_url: str, intent_id: str) -> str:
+    return f"{dashboard_url.rstrip('/')}/dashboard#intent={intent_id}"
+
+
+def pending_message(intent: Row, dashboard_url: str) -> dict[str, Any]:
+    """The message body. No payload and no URL: they may carry data Slack should not hold."""
+    agent = slack_escape(intent.get("agent_name") or intent.get("agent_id"))
+    if intent.get("on_behalf_of"):
+        agent += f" (on behalf of {slack_escape(intent['on_behalf_of'])})"
+    risk = f"{float(intent.get('risk_score') or 0):.2f} ({slack_escape(intent.get('risk_level'))})"
+    link = intent_link(dashboard_url, str(intent["id"]))
+    lines = [
+        f"Approval needed: *{agent}* wants to write to *{slack_escape(intent['destination'])}*",
+        f"Policy: {slack_escape(intent['policy'])} · Risk: {risk} · "
+        f"Reason: {slack_escape(intent.get('reason_code') or 'review required')}",
+        f"<{link}|Review {slack_escape(intent['id'])} in the dashboard>",
+    ]
+    return {"text": "\n".join(lines)}
+
+
+class SlackNotifier:
+    def __init__(
+        self,
+        webhook_url: str,
+        dashboard_url: str,
+        allowed: Sequence[Network],
+        *,
+        timeout_s: float = 5.0,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+    ) -> None:
+        parts = urlsplit(webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("slack_webhook_url must be an http(s) URL")
+        if parts.username or parts.password:
+            raise ValueError("slack_webhook_url must not carry credentials")
+        self.webhook_url = webhook_url
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.dashboard_url = dashboard_url
+        self.allowed = list(allowed)
+        self.timeout_s = timeout_s
+        self.retry_delays = tuple(retry_delays)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SlackNotifier | None":
+        """A notifier when ``slack_webhook_url`` is set; None otherwise (or if it is unusable)."""
+        if not settings.slack_webhook_url:
+            return None
+        dashboard_url = settings.dashboard_url or f"http://{settings.host}:{settings.port}"
+        try:
+            return cls(
+                settings.slack_webhook_url,
+                dashboard_url,
+                settings.allowed_webhook_networks(),
+                timeout_s=settings.webhook_timeout_s,
+            )
+        except ValueError as exc:
+            log.error("Slack notifications are off: %s", exc, extra={"event": "notify_config"})
+            return None
+
+    async def on_event(self, event: str, intent: Row, actor: str) -> None:
+        """Service listener: one message per intent that starts waiting for a human."""
+        if event != Event.PROPOSED or intent.get("status") != Status.PENDING:
+            return
+        await self.deliver(pending_message(intent, self.dashboard_url), intent_id=intent["id"])
+
+    async def deliver(self, message: dict[str, Any], *, intent_id: str = "") -> bool:
+        body = json.dumps(message, ensure_ascii=False).encode("utf-8")
+        detail = ""
+        server_asked = 0.0  # a 429's Retry-After, honoured when longer than our backoff
+        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
+            # Backoff with a little jitter, so many gates do not retry in lockstep.
+            pause = max(server_asked, delay * random.uniform(1.0, 1.25))
+            if pause:
+                await asyncio.sleep(pause)
+            server_asked = 0.0
+            try:
+                status, retry_after = await self._post(body)
+            except Exception as exc:  # refused target, DNS, connection, timeout: retry
+                detail = f"attempt {attempt}: {type(exc).__name__}"
+                continue
+            if 200 <= status < 300:
+                log.info(
+                    "Slack notification delivered",
+                    extra={"event": "notify_ok", "intent_id": intent_id, "attempts": attempt},
+                )
+                return True
+            detail = f"attempt {attempt}: HTTP {status}"
+            if 400 <= status < 500 and status not in (408, 429):
+                break  # a bad URL or payload: retrying cannot help
+            if retry_after is not None:
+                server_asked = max(0.0, min(retry_after, MAX_RETRY_AFTER))
+        log.warning(
+            "Slack notification failed",
+            extra={
+                "event": "notify_failed",
+                "intent_id": intent_id,
+                "host": self.host,
+                "detail": detail,
+            },
+        )
+        return False
+
+    async def _post(self, body: bytes) -> tuple[int, float | None]:
+        addresses = await resolve_checked(self.host, self.port, self.allowed)
+        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(addresses), force_close=True)
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            session.post(
+                self.webhook_url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                allow_redirects=False,
+            ) as response,
+        ):
+            retry_after: float | None = None
+            with contextlib.suppress(ValueError):
+                retry_after = float(response.headers.get("Retry-After", ""))
+            return response.status, retry_after
