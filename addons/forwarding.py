@@ -11,7 +11,7 @@ from mitmproxy.proxy.layers.http import _http1, _http2
 
 from addons.decision import InFlight
 from addons.guard import fail_closed
-from addons.identity import HOP_BY_HOP
+from addons.identity import strip_gate_headers
 from gate_proxy.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("gate.proxy")
@@ -107,7 +107,9 @@ class GateForwarding:
         if flow.response is None or flow.metadata.get("gate_answered"):
             return
         response = flow.response
-        strip_response_hop_by_hop(response.headers)
+        strip_gate_headers(response.headers)
+        if flow.metadata.get("gate_upstream_timeout"):
+            response.headers["X-Gate-Decision"] = "error"  # our own 504, not the upstream's
         media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         length = response.headers.get("Content-Length", "")
         large = length.isdigit() and int(length) > STREAM_OVER_BYTES
@@ -156,19 +158,3 @@ class GateForwarding:
     async def done(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
-
-
-def strip_response_hop_by_hop(headers: http.Headers) -> None:
-    listed = {
-        token.strip().lower()
-        for value in headers.get_all("Connection")
-        for token in value.split(",")
-        if token.strip()
-    }
-    upgrade = headers.get("Upgrade", "").lower() == "websocket"
-    for name in list(headers.keys()):
-        lower = name.lower()
-        if upgrade and lower in ("upgrade", "connection"):
-            continue
-        if lower in listed or (lower in HOP_BY_HOP and lower != "proxy-authenticate"):
-            del headers[name]

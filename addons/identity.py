@@ -137,18 +137,26 @@ class GateIdentity:
 
 
 def strip_gate_headers(headers: http.Headers) -> None:
-    connection_listed = [
+    """Remove the gate's own headers, Proxy-* and hop-by-hop headers (RFC 9110 §7.6.1).
+
+    Used on requests going upstream and on responses coming back, so neither side sees
+    the other hop's headers, and an upstream cannot pose as the gate with X-Gate-*.
+    """
+    connection_listed = {
         token.strip().lower()
         for value in headers.get_all("Connection")
         for token in value.split(",")
         if token.strip()
-    ]
+    }
     websocket = headers.get("Upgrade", "").lower() == "websocket"
     for name in list(headers.keys()):
         lower = name.lower()
-        if lower.startswith(GATE_HEADER_PREFIX) or lower.startswith("proxy-"):
-            del headers[name]
-        elif lower in HOP_BY_HOP or lower in connection_listed:
-            if websocket and lower in ("upgrade", "connection"):
-                continue  # the websocket handshake needs them, and it is governed like any request
+        if websocket and lower in ("upgrade", "connection"):
+            continue  # the websocket handshake needs them, and it is governed like any request
+        if (
+            lower.startswith(GATE_HEADER_PREFIX)
+            or lower.startswith("proxy-")
+            or lower in HOP_BY_HOP
+            or lower in connection_listed
+        ):
             del headers[name]

@@ -791,6 +791,7 @@ def test_upstream_timeout_is_504_json_and_recorded(tmp_path: Path) -> None:
                 trail = admin.get(f"/v1/intents/{intent_id}/audit").json()
     assert response.status_code == 504
     assert response.json()["error"] == "upstream_timeout"
+    assert response.headers["X-Gate-Decision"] == "error"
     assert elapsed < 4
     assert trail[-1]["metadata"]["error"] == "upstream_timeout"
 
