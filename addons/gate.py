@@ -15,6 +15,7 @@ from mitmproxy import ctx, http
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from addons.decision import GateDecision
+from addons.egress import EgressGuard
 from addons.forwarding import GateForwarding
 from addons.guard import fail_closed, gate_response, refuse
 from addons.identity import GateIdentity
@@ -30,6 +31,7 @@ def gate_addons(runtime: ProxyRuntime) -> list[object]:
         GateIdentity(runtime),
         AgentCredentialGuard(runtime),
         GateDecision(runtime),
+        EgressGuard(runtime),
         GateForwarding(runtime),
         CredentialInjector(runtime),
     ]

@@ -14,12 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from gate_proxy.clock import parse_iso, utc_iso, utc_now
+from gate_proxy.core.analyzers.pii import mask_pii
 from gate_proxy.core.canonical import canonical_bytes
 from gate_proxy.core.intents import Event, Status
 from gate_proxy.core.policy import (
+    Counters,
     Decision,
     IntentFacts,
     Policy,
@@ -80,6 +82,11 @@ class ProposeInput:
     # The proxy forwards an auto-approved request at once: record the write-ahead
     # execution_requested event in the same commit as the decision.
     execute_if_approved: bool = False
+
+
+class _Counts(NamedTuple):
+    rates: RateCounts | None
+    counters: Counters | None
 
 
 @dataclass(slots=True)
@@ -313,9 +320,14 @@ class GateService:
                 return await self._record_duplicate(caller, request, original)
         environment = caller.environment or self.environment
         policy = self._policies().get(request.policy)
-        decision = self._decide(
-            caller, request, policy, environment, await self._rates(caller, policy, environment)
-        )
+        counts = await self._counters(caller, request, policy, environment)
+        decision = self._decide(caller, request, policy, environment, counts)
+        if decision.status == Status.DUPLICATE and counts.counters and counts.counters.duplicate_of:
+            original = await self.store.get_intent(counts.counters.duplicate_of)
+            if original is not None:
+                return await self._record_duplicate(
+                    caller, request, original, decision.reason_code, "dedupe_window_seconds"
+                )
         intent = self._intent_row(caller, request, decision, environment)
         events = self._decision_events(caller, intent, decision)
         if request.execute_if_approved and intent["status"] == Status.APPROVED:
@@ -344,7 +356,7 @@ class GateService:
         request: ProposeInput,
         policy: Policy | None,
         environment: str | None,
-        rates: RateCounts | None,
+        counts: "_Counts",
     ) -> Decision:
         facts = IntentFacts(
             destination=request.destination,
@@ -370,7 +382,17 @@ class GateService:
             )
         elif request.force_block is not None:
             scope_block = request.force_block
-        decision = evaluate(policy.for_environment(environment) if policy else None, facts, rates)
+        decision = evaluate(
+            policy.for_environment(environment) if policy else None,
+            facts,
+            counts.rates,
+            counts.counters,
+        )
+        # What the analyzers found and the value budgets counted are part of the record:
+        # the row keeps the tags (risk, dashboard) and the value later budget sums add up.
+        request.sensitivity_tags = decision.tags
+        if decision.value_usd is not None:
+            request.estimated_value_usd = decision.value_usd
         if scope_block is not None:
             return _replace_decision(decision, "blocked", *scope_block, rule="agent_scope")
         if request.force_pending and decision.status == Status.APPROVED:
@@ -383,16 +405,68 @@ class GateService:
             )
         return decision
 
-    async def _rates(
-        self, caller: Principal, policy: Policy | None, environment: str | None
-    ) -> RateCounts | None:
-        if policy is None or not policy.for_environment(environment).uses_rate_limits:
-            return None
+    async def _counters(
+        self,
+        caller: Principal,
+        request: ProposeInput,
+        policy: Policy | None,
+        environment: str | None,
+    ) -> "_Counts":
+        """Counts from storage for rate limits, budgets and the duplicate window.
+
+        Only what the effective policy uses is queried; evaluate() blocks when a count it
+        needs is missing. Computed from the intents table, so they survive a restart.
+        """
+        if policy is None:
+            return _Counts(None, None)
+        effective = policy.for_environment(environment)
         now = utc_now()
-        hour, day = await self.store.count_recent_intents(
-            caller.id, utc_iso(now - timedelta(hours=1)), utc_iso(now - timedelta(days=1))
+        since_hour, since_day = utc_iso(now - timedelta(hours=1)), utc_iso(now - timedelta(days=1))
+        rates = None
+        if effective.uses_rate_limits:
+            hour, day = await self.store.count_recent_intents(caller.id, since_hour, since_day)
+            rates = RateCounts(last_hour=hour, last_day=day)
+        if effective.budgets is None and effective.dedupe_window_seconds is None:
+            return _Counts(rates, None)
+        spent: tuple[float | None, ...] = (None, None, None, None)
+        if effective.budgets is not None:
+            spent = await self.store.sum_recent_value(
+                caller.id, request.policy, since_hour, since_day
+            )
+        duplicate_of = None
+        if effective.dedupe_window_seconds is not None:
+            since = utc_iso(now - timedelta(seconds=effective.dedupe_window_seconds))
+            duplicate_of = await self.store.find_recent_duplicate(
+                caller.id, request.destination, self._dedupe_fingerprint(request), since
+            )
+        counters = Counters(
+            agent_spent_hour_usd=spent[0],
+            agent_spent_day_usd=spent[1],
+            policy_spent_hour_usd=spent[2],
+            policy_spent_day_usd=spent[3],
+            duplicate_within_window=(
+                duplicate_of is not None if effective.dedupe_window_seconds is not None else None
+            ),
+            duplicate_of=duplicate_of,
         )
-        return RateCounts(last_hour=hour, last_day=day)
+        return _Counts(rates, counters)
+
+    @staticmethod
+    def _dedupe_fingerprint(request: ProposeInput) -> str:
+        """The fingerprint _intent_row will store: the proxied request's own (method, URL,
+        body, declared headers), else the API payload's review hash."""
+        if request.fingerprint:
+            return request.fingerprint
+        payload_bytes = request.payload.encode("utf-8") if request.payload is not None else b""
+        return review_hash(
+            {
+                "destination": request.destination,
+                "policy": request.policy,
+                "payload_sha256": request.payload_sha256
+                or hashlib.sha256(payload_bytes).hexdigest(),
+                "record_count": request.record_count,
+            }
+        )
 
     def _intent_row(
         self, caller: Principal, request: ProposeInput, decision: Decision, environment: str | None
@@ -428,7 +502,7 @@ class GateService:
             if request.payload_size is not None
             else len(payload_bytes),
             "payload_sha256": request.payload_sha256 or hashlib.sha256(payload_bytes).hexdigest(),
-            "payload_preview": redact_payload(request.payload),
+            "payload_preview": redact_payload(request.payload, mask=mask_pii),
             "method": request.method,
             "url": request.url,
             "fingerprint": request.fingerprint,
@@ -491,18 +565,24 @@ class GateService:
         return events
 
     async def _record_duplicate(
-        self, caller: Principal, request: ProposeInput, original: Row
+        self,
+        caller: Principal,
+        request: ProposeInput,
+        original: Row,
+        reason_code: str = "duplicate_idempotency_key",
+        rule: str = "idempotency_key",
     ) -> Outcome:
-        reason = f"Duplicate of {original['id']} (idempotency_key matched)"
+        matched = "idempotency_key matched" if rule == "idempotency_key" else "same request"
+        reason = f"Duplicate of {original['id']} ({matched})"
         decision = Decision(
             status=Status.DUPLICATE,
-            reason_code="duplicate_idempotency_key",
+            reason_code=reason_code,
             block_reason=reason,
             risk_score=original["risk_score"],
             risk_level=original["risk_level"],
             expiry_minutes=0,
             require_approvals=1,
-            rule="idempotency_key",
+            rule=rule,
         )
         intent = self._intent_row(caller, request, decision, caller.environment or self.environment)
         intent["duplicate_of"] = original["id"]

@@ -56,6 +56,13 @@ class Settings:
     # private targets need webhook_allow_cidrs). The URL is a secret: it is never logged.
     slack_webhook_url: str | None = None
 
+    # SSRF-safe egress for proxied requests (addons/egress.py, docs/analyzers.md): every
+    # address a destination resolves to must be public, or allowlisted here as a CIDR
+    # ("10.0.0.0/8", "::1/128"), an address, or a host name ("db.internal",
+    # "*.corp.example"). The gate's own listeners stay denied. false turns the check off.
+    egress_check: bool = True
+    egress_allow: list[str] = field(default_factory=list)
+
     def allowed_webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.webhook_allow_cidrs]
 
@@ -99,6 +106,12 @@ def load_settings(config_dir: Path | None, overrides: dict[str, Any]) -> Setting
         settings.allowed_webhook_networks()
     except ValueError as exc:
         raise SettingsError(f"webhook_allow_cidrs: {exc}") from exc
+    from gate_proxy.core.egress import parse_allow
+
+    try:
+        parse_allow(settings.egress_allow)
+    except ValueError as exc:
+        raise SettingsError(f"egress_allow: {exc}") from exc
     return settings
 
 

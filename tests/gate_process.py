@@ -17,6 +17,9 @@ from upstreams import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ADMIN_KEY = "gate_sk_test-admin-key-0123456789abcdefghijklmnopqrstuv"
+# The tests' upstreams live on loopback, which egress checks deny unless allowed.
+LOOPBACK_EGRESS = 'egress_allow: ["127.0.0.1/32", "::1/128", localhost]\n'
+
 
 
 @dataclass
@@ -145,6 +148,7 @@ def prepare_root(root: Path, policies: dict[str, str] | None = None) -> None:
     """Lay out config: the repo's policies (or the given ones) and config files."""
     (root / "policies").mkdir(parents=True, exist_ok=True)
     (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "gate.yaml").write_text(LOOPBACK_EGRESS)
     if policies is None:
         for path in (REPO / "policies").glob("*.yaml"):
             shutil.copy(path, root / "policies" / path.name)
@@ -165,6 +169,8 @@ def running_gate(
 ) -> Iterator[GateProcess]:
     prepare_root(root, policies)
     for name, text in (config or {}).items():
+        if name == "gate.yaml" and "egress_" not in text:
+            text = LOOPBACK_EGRESS + text
         (root / "config" / name).write_text(text)
     gate = GateProcess(root, free_port(), free_port(), free_port(), admin_key)
     gate.start(*extra, env=env)

@@ -272,6 +272,15 @@ def test_idempotency_key_gives_duplicate_blocked(gate: GateProcess, agent: dict)
     assert second["duplicateOf"] == first["intentId"]
 
 
+def test_idempotency_key_header(gate: GateProcess, agent: dict) -> None:
+    body = {"destination": "zendesk.reply", "policy": "support-reply", "payload": "hi"}
+    with gate.client(agent["apiKey"]) as client:
+        first = client.post("/v1/intents", json=body, headers={"Idempotency-Key": "hdr-1"})
+        second = client.post("/v1/intents", json=body, headers={"Idempotency-Key": "hdr-1"})
+    assert first.json()["status"] == "approved"
+    assert second.json()["status"] == "duplicate_blocked"
+
+
 def test_on_behalf_of_is_recorded(gate: GateProcess, agent: dict) -> None:
     intent = reply(gate, agent["apiKey"], on_behalf_of="agt_orchestrator")
     with gate.client(agent["apiKey"]) as client:

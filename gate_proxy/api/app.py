@@ -243,7 +243,10 @@ def propose_input(body: dict[str, Any]) -> ProposeInput:
 
 async def create_intent(request: web.Request) -> web.Response:
     principal = await caller(request)
-    outcome = await request.app[SERVICE].propose(principal, propose_input(await read_json(request)))
+    proposal = propose_input(await read_json(request))
+    if proposal.idempotency_key is None and request.headers.get("Idempotency-Key"):
+        proposal.idempotency_key = request.headers["Idempotency-Key"]  # Stripe's convention
+    outcome = await request.app[SERVICE].propose(principal, proposal)
     return json_response(decision_view(outcome), status=201)
 
 

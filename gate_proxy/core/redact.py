@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 MASK = "[REDACTED]"
@@ -25,6 +26,7 @@ SECRET_VALUE = re.compile(
     re.IGNORECASE,
 )
 PREVIEW_LIMIT = 2048
+MAX_PARSE = 1024 * 1024  # larger bodies are previewed as text, not parsed again
 
 
 def _redact_value(value: Any) -> Any:
@@ -41,30 +43,44 @@ def _redact_value(value: Any) -> Any:
 
 
 def redact_text(text: str) -> str:
-    """Mask credential-shaped values in free text (and key=value pairs)."""
+    """Mask credential-shaped values in free text, in key=value pairs and in JSON-ish
+    `"key": "value"` text (a preview of a body too large or too broken to parse)."""
     text = SECRET_VALUE.sub(MASK, text)
     return re.sub(
-        r"(?i)\b([\w-]*(?:password|secret|token|api[-_]?key|authorization)[\w-]*)"
-        r"(\s*[=:]\s*)(\"?)[^\s\"&,;]+",
+        r"(?i)\b([\w-]*(?:password|passwd|secret|token|api[-_]?key|authori[sz]ation|credential)"
+        r"[\w-]*)(\"?\s*[=:]\s*)(\"?)(?:(?<=\")[^\"]*|[^\s\"&,;]+)",
         lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}",
         text,
     )
 
 
-def redact_payload(payload: str | None, limit: int = PREVIEW_LIMIT) -> str | None:
-    """A redacted, size-limited preview of a payload, safe to store and display."""
+def redact_payload(
+    payload: str | None,
+    limit: int = PREVIEW_LIMIT,
+    mask: Callable[[str], str] | None = None,
+) -> str | None:
+    """A redacted, size-limited preview of a payload, safe to store and display.
+
+    ``mask`` (PII masking) runs on a window a few times the limit, before the cut, so a
+    value straddling the cut is masked whole and a huge body is not scanned end to end.
+    """
     if payload is None:
         return None
+    window = limit * 4
     stripped = payload.lstrip()
-    if stripped[:1] in ("{", "["):
+    preview: str | None = None
+    if stripped[:1] in ("{", "[") and len(payload) <= MAX_PARSE:
         try:
             parsed = json.loads(payload)
         except ValueError:
             parsed = None
         if parsed is not None:
-            preview = json.dumps(_redact_value(parsed), ensure_ascii=False)
-            return _truncate(preview, limit)
-    return _truncate(redact_text(payload), limit)
+            preview = json.dumps(_redact_value(parsed), ensure_ascii=False)[:window]
+    if preview is None:
+        preview = redact_text(payload[:window])
+    if mask is not None:
+        preview = mask(preview)
+    return _truncate(preview, limit)
 
 
 def _truncate(text: str, limit: int) -> str:

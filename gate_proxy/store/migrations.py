@@ -135,4 +135,11 @@ MIGRATIONS: list[tuple[int, str]] = [
             BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
         """,
     ),
+    (
+        2,
+        """
+        -- Budgets sum a policy's intents over the last day (core/policy.py budgets).
+        CREATE INDEX intents_policy_created ON intents (policy, created_at);
+        """,
+    ),
 ]

@@ -402,6 +402,49 @@ class SqliteStore:
         assert row is not None
         return int(row["hour"]), int(row["day"])
 
+    async def sum_recent_value(
+        self, agent_id: str, policy: str, since_hour: str, since_day: str
+    ) -> tuple[float, float, float, float]:
+        """Value (estimated_value_usd) of a policy's spending intents: (agent last hour,
+        agent last day, every agent last hour, every agent last day).
+
+        Spending means it was or may still be executed: blocked, rejected, expired and
+        duplicate intents do not count.
+        """
+        row = await self._fetch_one(
+            "SELECT "
+            "COALESCE(SUM(CASE WHEN agent_id = ? AND created_at >= ? "
+            "    THEN estimated_value_usd END), 0) AS agent_hour, "
+            "COALESCE(SUM(CASE WHEN agent_id = ? THEN estimated_value_usd END), 0) AS agent_day, "
+            "COALESCE(SUM(CASE WHEN created_at >= ? THEN estimated_value_usd END), 0) "
+            "    AS policy_hour, "
+            "COALESCE(SUM(estimated_value_usd), 0) AS policy_day "
+            "FROM intents WHERE policy = ? AND created_at >= ? AND status IN "
+            "('pending_approval', 'approved', 'scheduled', 'succeeded', 'failed')",
+            (agent_id, since_hour, agent_id, since_hour, policy, since_day),
+        )
+        assert row is not None
+        return (
+            float(row["agent_hour"]),
+            float(row["agent_day"]),
+            float(row["policy_hour"]),
+            float(row["policy_day"]),
+        )
+
+    async def find_recent_duplicate(
+        self, agent_id: str, destination: str, fingerprint: str, since: str
+    ) -> str | None:
+        """The earliest intent with the same agent, destination and fingerprint since
+        `since`, that was not blocked and is not itself a duplicate."""
+        row = await self._fetch_one(
+            "SELECT id FROM intents WHERE agent_id = ? AND created_at >= ? "
+            "AND destination = ? AND fingerprint = ? "
+            "AND status NOT IN ('blocked', 'duplicate_blocked') "
+            "ORDER BY created_at, id LIMIT 1",
+            (agent_id, since, destination, fingerprint),
+        )
+        return None if row is None else str(row["id"])
+
     async def next_pending_expiry(self) -> str | None:
         row = await self._fetch_one(
             "SELECT MIN(expires_at) AS at FROM intents WHERE status = 'pending_approval'"
