@@ -21,7 +21,6 @@ TEST_ADMIN_KEY = "gate_sk_test-admin-key-0123456789abcdefghijklmnopqrstuv"
 LOOPBACK_EGRESS = 'egress_allow: ["127.0.0.1/32", "::1/128", localhost]\n'
 
 
-
 @dataclass
 class GateProcess:
     root: Path
