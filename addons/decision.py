@@ -221,7 +221,17 @@ class GateDecision:
         if match.extract_records and text:
             with contextlib.suppress(ValueError):
                 record_count = extract_record_count(json.loads(text), match.extract_records)
-        shadow = (match.enforce or self.runtime.settings.enforce) == "shadow"
+        # Shadow from the gate, the destination or the policy: any one of them is enough.
+        policy = self.runtime.service.policies().get(match.policy or "")
+        shadow = "shadow" in (
+            self.runtime.settings.enforce,
+            match.enforce,
+            policy.for_environment(
+                principal.environment or self.runtime.service.environment
+            ).enforce
+            if policy
+            else None,
+        )
         force_block = None
         if match.blocked:
             force_block = (

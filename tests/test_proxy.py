@@ -21,6 +21,7 @@ POLICIES = {
         "id: support-reply\nblock_if_terms: [sue, legal action]\nauto_approve_under: 1\n"
     ),
     "crm-low-risk": ("id: crm-low-risk\nauto_approve_under: 100\nrequire_approval_over: 100\n"),
+    "rollout": "id: rollout\nenforce: shadow\nblock_if_terms: [forbidden]\n",
 }
 
 
@@ -34,6 +35,7 @@ def destinations(plain: int, tls: int, blocked: int, dead: int) -> str:
                  require_approval: true}
     /v1/shadow: {method: POST, destination: stripe.refund, policy: finance-high-risk,
                  enforce: shadow}
+    /v1/rollout: {method: POST, destination: crm.update, policy: rollout}
     /read: {method: GET, passthrough: true}
     /stream: {method: GET, passthrough: true}
 """
@@ -412,6 +414,19 @@ def test_shadow_mode_records_and_forwards(env: Env, agent: dict[str, Any]) -> No
     checked = next(e for e in trail if e["eventType"] == "policy_checked")
     assert checked["metadata"]["shadow"] is True
     assert checked["metadata"]["result"] == "pending_approval"
+
+
+def test_policy_level_shadow(env: Env, agent: dict[str, Any]) -> None:
+    marker = f"rollout-{time.monotonic_ns()}"
+    with env.client(agent) as client:
+        response = client.post(f"{env.plain.url}/v1/rollout", json={"m": f"{marker} forbidden"})
+    assert response.status_code == 200  # would have been blocked; shadow forwards
+    assert seen(env.plain, marker)
+    intent_id = _latest_intent(env, agent)
+    with env.gate.admin() as admin:
+        intent = admin.get(f"/v1/intents/{intent_id}").json()
+    assert intent["shadow"] is True
+    assert intent["status"] == "blocked"  # the decision it would have made
 
 
 # -- pending, bound retry ------------------------------------------------------------------------

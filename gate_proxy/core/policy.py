@@ -288,6 +288,8 @@ class Policy:
     path_check_fields: tuple[FieldPath, ...] = ()
     dedupe_window_seconds: int | None = None
     budgets: Budgets | None = None
+    # "shadow": the proxy records the decision it would have made and forwards anyway.
+    enforce: str = "enforce"
     # Top level only: header names (lower-case) that are part of a proxied request's
     # fingerprint, which binds an approval to one exact request (addons/decision.py).
     fingerprint_headers: tuple[str, ...] | None = None
@@ -1010,6 +1012,14 @@ def _parse_require_approval(parser: _Parser, node: Node, field: str) -> str:
     return str(node.value)
 
 
+def _parse_enforce(parser: _Parser, node: Node, field: str) -> str:
+    if not isinstance(node, ScalarNode) or node.tag != _TAG_STR:
+        raise parser.expected(node, field, '"enforce" or "shadow"')
+    if node.value not in ("enforce", "shadow"):
+        raise parser.error(node, field, f'must be "enforce" or "shadow", got {node.value!r}')
+    return str(node.value)
+
+
 def _parse_count(parser: _Parser, node: Node, field: str) -> int:
     return parser.integer(node, field, minimum=0)
 
@@ -1295,6 +1305,7 @@ _BLOCK_FIELDS: dict[str, _FieldParser] = {
     "path_check_fields": _parse_field_paths,
     "dedupe_window_seconds": _parse_dedupe_window,
     "budgets": _parse_budgets,
+    "enforce": _parse_enforce,
 }
 _BLOCK_KEYS = frozenset(_BLOCK_FIELDS)
 _TOP_LEVEL_KEYS = _BLOCK_KEYS | {"id", "environments", "fingerprint_headers"}
