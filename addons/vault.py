@@ -38,8 +38,11 @@ class AgentCredentialGuard:
 
     @fail_closed("vault_guard")
     def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live or self.runtime.vault is None:
+        vault = self.runtime.vault
+        if flow.response or flow.error or not flow.live or vault is None:
             return
+        if not vault.destinations:
+            return  # no vault-managed destination: spare every request a registry lookup
         destination = _destination(self.runtime, flow)
         injection = self.runtime.vault.injection_for(destination) if destination else None
         if injection is None:
