@@ -5,6 +5,7 @@ is SHA-256 over that body. Checkpoints sign (seq, hash) with the gate's Ed25519 
 rewriting the chain from some point on breaks every later checkpoint signature.
 """
 
+import functools
 import hashlib
 import json
 import re
@@ -57,6 +58,11 @@ def _rows(conn: sqlite3.Connection, columns: str) -> Iterator[tuple[Any, ...]]:
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]*")
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_string_cached(value: str | None) -> str:
+    return _json_string(value)
+
+
 def _json_string(value: str | None) -> str:
     # Our ids need no escaping; anything else takes the exact canonical encoder.
     if value is not None and _PLAIN_ID.fullmatch(value):
@@ -69,8 +75,8 @@ def _expected_tail(event_id: str, intent_id: str | None, prev: str, seq: int, ki
     # members. Comparing the tail checks the previous-hash link and every indexed column
     # against the hashed body without parsing JSON (most of the cost of verifying).
     return (
-        f',"id":{_json_string(event_id)},"intent_id":{_json_string(intent_id)},'
-        f'"prev":"{prev}","seq":{seq},"type":{_json_string(kind)}}}'
+        f',"id":{_json_string(event_id)},"intent_id":{_json_string_cached(intent_id)},'
+        f'"prev":"{prev}","seq":{seq},"type":{_json_string_cached(kind)}}}'
     ).encode()
 
 

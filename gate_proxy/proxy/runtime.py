@@ -39,27 +39,37 @@ class HeldRequest:
 
 
 class HeldRequests:
-    """Requests held open by X-Gate-Wait, so they can be listed and released."""
+    """Requests held open by X-Gate-Wait, so they can be listed and released.
+
+    Indexed by client connection too: a mass disconnect must not scan every hold.
+    """
 
     def __init__(self) -> None:
         self._held: dict[int, HeldRequest] = {}
+        self._by_client: dict[str, set[int]] = {}
         self._next = 0
 
     def add(self, held: HeldRequest) -> int:
         self._next += 1
         self._held[self._next] = held
+        self._by_client.setdefault(held.client_id, set()).add(self._next)
         return self._next
 
     def remove(self, token: int) -> None:
-        self._held.pop(token, None)
+        held = self._held.pop(token, None)
+        if held is not None:
+            tokens = self._by_client.get(held.client_id)
+            if tokens is not None:
+                tokens.discard(token)
+                if not tokens:
+                    del self._by_client[held.client_id]
 
     def visible_to(self, caller: Principal) -> list[dict[str, Any]]:
         return [h.view() for h in self._held.values() if caller.can_see(h.agent_id)]
 
     def client_gone(self, client_id: str) -> None:
-        for held in self._held.values():
-            if held.client_id == client_id:
-                held.cancel.set()
+        for token in self._by_client.get(client_id, ()):
+            self._held[token].cancel.set()
 
     def is_held(self, intent_id: str) -> bool:
         return any(h.intent_id == intent_id for h in self._held.values())

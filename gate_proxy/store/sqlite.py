@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 import aiosqlite
 
 from gate_proxy.clock import utc_iso
-from gate_proxy.keys import Signer, random_id
+from gate_proxy.keys import Signer
 from gate_proxy.ledger import GENESIS_HASH, checkpoint_message, seal
 from gate_proxy.store.base import Conflict, DuplicateKey, EventDraft, Row, StoreError
 from gate_proxy.store.migrations import MIGRATIONS
@@ -205,30 +206,14 @@ class SqliteStore:
     def _apply_one(self, conn: sqlite3.Connection, item: _Write) -> None:
         seq, prev = self._head.seq, self._head.hash
         at = utc_iso()
+        if item.fn is None:
+            # A pure append cannot fail halfway on its own: no savepoint needed.
+            self._head.seq, self._head.hash = self._append_events(conn, item.events, seq, prev, at)
+            return
         conn.execute("SAVEPOINT item")
         try:
-            item.result = item.fn(conn) if item.fn is not None else None
-            rows = []
-            for draft in item.events:
-                seq += 1
-                body = {
-                    "seq": seq,
-                    "id": random_id("evt_"),
-                    "type": draft.type,
-                    "intent_id": draft.intent_id,
-                    "actor": draft.actor,
-                    "agent_id": draft.agent_id,
-                    "at": at,
-                    "data": draft.data,
-                    "prev": prev,
-                }
-                text, prev = seal(body)
-                rows.append((seq, body["id"], draft.intent_id, draft.type, at, text, prev))
-            conn.executemany(
-                "INSERT INTO ledger (seq, id, intent_id, type, created_at, body, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            item.result = item.fn(conn)
+            seq, prev = self._append_events(conn, item.events, seq, prev, at)
             conn.execute("RELEASE item")
         except BaseException as exc:
             conn.execute("ROLLBACK TO item")
@@ -242,6 +227,39 @@ class SqliteStore:
             item.result = None
             return
         self._head.seq, self._head.hash = seq, prev
+
+    @staticmethod
+    def _append_events(
+        conn: sqlite3.Connection, events: list[EventDraft], seq: int, prev: str, at: str
+    ) -> tuple[int, str]:
+        """Chain and insert ``events`` after (seq, prev); return the new head."""
+        if not events:
+            return seq, prev
+        rows = []
+        # One urandom call for the batch's event ids, not one per event.
+        entropy = secrets.token_hex(8 * len(events))
+        for index, draft in enumerate(events):
+            seq += 1
+            event_id = "evt_" + entropy[index * 16 : index * 16 + 16]
+            body = {
+                "seq": seq,
+                "id": event_id,
+                "type": draft.type,
+                "intent_id": draft.intent_id,
+                "actor": draft.actor,
+                "agent_id": draft.agent_id,
+                "at": at,
+                "data": draft.data,
+                "prev": prev,
+            }
+            text, prev = seal(body)
+            rows.append((seq, event_id, draft.intent_id, draft.type, at, text, prev))
+        conn.executemany(
+            "INSERT INTO ledger (seq, id, intent_id, type, created_at, body, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return seq, prev
 
     def _maybe_checkpoint(self, conn: sqlite3.Connection, force: bool = False) -> None:
         pending = self._head.seq - self._head.checkpoint_seq
@@ -285,9 +303,13 @@ class SqliteStore:
 
     async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         assert self._reader is not None
-        async with self._reader.execute(sql, params) as cursor:
-            values = await cursor.fetchall()
-            return [_decode(cursor.description, row) for row in values]
+        # One thread hop that runs the statement to completion and closes its cursor. A
+        # cursor left open between hops keeps its read snapshot, and another coroutine's
+        # read on this shared connection would then miss writes committed since.
+        description, values = await self._reader._execute(
+            _fetch_all, self._reader._conn, sql, params
+        )
+        return [_decode(description, row) for row in values]
 
     async def _fetch_one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
         rows = await self._fetch(sql, params)
@@ -614,6 +636,16 @@ class SqliteStore:
                 (after_seq, limit),
             )
         return [{**json.loads(row["body"]), "hash": row["hash"]} for row in rows]
+
+
+def _fetch_all(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]
+) -> tuple[Any, list[tuple[Any, ...]]]:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.description, cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _split_sql(script: str) -> list[str]:
