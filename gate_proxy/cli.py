@@ -150,19 +150,36 @@ def cmd_intents_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reviewed(args: argparse.Namespace) -> str:
+    """Show what is being decided, and return the review hash it is bound to."""
+    intent = _call(args, "GET", f"/v1/intents/{args.intent}")
+    print(
+        f"{intent['intentId']}: {intent['agent']} -> {intent['destination']} "
+        f"({intent['policy']}), {intent.get('method') or 'API'} {intent.get('url') or ''} "
+        f"risk {intent['risk_level']}, reason {intent['reason_code']}"
+    )
+    if args.review_hash and args.review_hash != intent["reviewHash"]:
+        raise ClientError("the intent differs from the review hash you gave; not deciding")
+    return args.review_hash or intent["reviewHash"]
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {}
+    # The vote carries the hash of what was just shown: if the intent changed in between,
+    # the gate refuses (409) rather than approving something nobody looked at.
+    body: dict[str, Any] = {"reviewHash": _reviewed(args)}
     if args.note:
         body["note"] = args.note
-    if args.review_hash:
-        body["reviewHash"] = args.review_hash
     result = _call(args, "POST", f"/v1/intents/{args.intent}/approve", body)
-    print(f"intent {args.intent}: {result['status']}")
+    if "approvals" in result:
+        print(f"intent {args.intent}: {result['approvals']} of {result['required']} approvals")
+    else:
+        print(f"intent {args.intent}: {result['status']}")
     return 0
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    result = _call(args, "POST", f"/v1/intents/{args.intent}/reject", {"reason": args.reason})
+    body = {"reason": args.reason, "reviewHash": _reviewed(args)}
+    result = _call(args, "POST", f"/v1/intents/{args.intent}/reject", body)
     print(f"intent {args.intent}: {result['status']}")
     return 0
 
@@ -315,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     reject = client(sub.add_parser("reject", help="reject a pending intent"))
     reject.add_argument("intent")
     reject.add_argument("--reason", required=True)
+    reject.add_argument("--review-hash", help="bind the rejection to the hash you reviewed")
     reject.set_defaults(fn=cmd_reject)
 
     ledger = sub.add_parser("ledger", help="verify or export the ledger").add_subparsers(

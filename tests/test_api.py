@@ -742,3 +742,18 @@ def test_decision_log_line(gate: GateProcess, agent: dict) -> None:
 def test_data_files_are_private(gate: GateProcess) -> None:
     assert stat.S_IMODE((gate.data_dir / "gate.db").stat().st_mode) == 0o600
     assert stat.S_IMODE(os.stat(gate.data_dir).st_mode) == 0o700
+
+
+def test_cli_review_is_bound_to_what_it_shows(gate: GateProcess, agent: dict) -> None:
+    pending = refund(gate, agent["apiKey"])
+    common = ("--url", gate.url, "--key", gate.admin_key or "")
+    wrong = gate.cli("approve", pending["intentId"], "--review-hash", "0" * 64, *common)
+    assert wrong.returncode == 1 and "differs" in wrong.stderr
+    shown = gate.cli("approve", pending["intentId"], *common)
+    assert shown.returncode == 0, shown.stderr
+    assert "stripe.refund" in shown.stdout and "approved" in shown.stdout
+    listed = gate.cli("intents", "list", "--status", "approved", *common)
+    assert pending["intentId"] in listed.stdout and "DESTINATION" in listed.stdout
+    other = refund(gate, agent["apiKey"])
+    rejected = gate.cli("reject", other["intentId"], "--reason", "not today", *common)
+    assert rejected.returncode == 0 and "rejected" in rejected.stdout
