@@ -59,6 +59,7 @@ from gate_proxy.core.analyzers import pii as pii_analyzer
 from gate_proxy.core.analyzers import sql as sql_analyzer
 from gate_proxy.core.analyzers.fields import form_pairs, select
 from gate_proxy.core.intents import Status
+from gate_proxy.core.located import LocatedError
 from gate_proxy.core.risk import cached_risk_score
 from gate_proxy.core.terms import NOT_JSON, TermMatcher, decode_json, json_strings
 
@@ -101,27 +102,8 @@ NEVER: Final = "never"
 # --------------------------------------------------------------------------------------
 
 
-class PolicyError(ValueError):
+class PolicyError(LocatedError):
     """A policy file that cannot be used. str(e) == "file:line: field: message"."""
-
-    def __init__(self, file: str, line: int | None, field: str | None, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.field = field
-        self.message = message
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        location = self.file
-        if self.line is not None:
-            location = f"{location}:{self.line}" if location else f"line {self.line}"
-        return ": ".join(part for part in (location, self.field, self.message) if part)
-
-    def __str__(self) -> str:
-        return self._render()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.file, self.line, self.field, self.message))
 
 
 # --------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
+from gate_proxy.core.located import LocatedError
 from gate_proxy.core.urlnorm import (
     DEFAULT_PORTS,
     normalize_host,
@@ -92,16 +93,8 @@ def format_field(path: FieldPath) -> str:
     return out
 
 
-class RegistryError(ValueError):
+class RegistryError(LocatedError):
     """A registry file problem, located by file, line (1-based, may be None) and field."""
-
-    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.field = field
-        self.message = message
-        where = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{where}: {field}: {message}")
 
 
 # --------------------------------------------------------------------------- models

@@ -19,6 +19,8 @@ from typing import Any, Literal, NoReturn
 
 import yaml
 
+from gate_proxy.core.located import LocatedError
+
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "DEFAULT_TTL_SECONDS",
@@ -58,16 +60,8 @@ class CredentialUnavailable(VaultError):
     The proxy answers ``503 credential_unavailable`` and forwards nothing."""
 
 
-class VaultConfigError(VaultError, ValueError):
+class VaultConfigError(VaultError, LocatedError):
     """A ``vault.yaml`` problem, located by file, line (1-based, may be None) and field."""
-
-    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.field = field
-        self.message = message
-        where = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{where}: {field}: {message}")
 
 
 class Secret:
