@@ -1,5 +1,6 @@
 """One shape for every configuration error: `file:line: field: message`."""
 
+import re
 from typing import Any
 
 
@@ -24,3 +25,23 @@ class LocatedError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.file, self.line, self.field, self.message))
+
+
+FieldPath = tuple[str | int, ...]
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def format_field(path: FieldPath) -> str:
+    """``("api.stripe.com", "paths", "/v1/refunds", 0, "policy")`` ->
+    ``api.stripe.com.paths["/v1/refunds"][0].policy``."""
+    if not path:
+        return "(document)"
+    out = str(path[0])
+    for part in path[1:]:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENT.fullmatch(part):
+            out += f".{part}"
+        else:
+            out += f'["{part}"]'
+    return out

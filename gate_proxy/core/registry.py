@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from gate_proxy.core.located import LocatedError
+from gate_proxy.core.located import FieldPath, LocatedError, format_field
 from gate_proxy.core.urlnorm import (
     DEFAULT_PORTS,
     normalize_host,
@@ -71,26 +71,9 @@ REASON_INVALID_HOST = "invalid_host"
 DEFAULT_DESTINATION_TEMPLATE = "{host}.http"
 
 # Keys are a path of mapping keys / list indices from the document root.
-FieldPath = tuple[str | int, ...]
 
 
 # --------------------------------------------------------------------------- errors
-
-
-def format_field(path: FieldPath) -> str:
-    """``("api.stripe.com", "paths", "/v1/refunds", 0, "policy")`` ->
-    ``api.stripe.com.paths["/v1/refunds"][0].policy``."""
-    if not path:
-        return "(document)"
-    out = str(path[0])
-    for part in path[1:]:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
-            out += f".{part}"
-        else:
-            out += f'["{part}"]'
-    return out
 
 
 class RegistryError(LocatedError):

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import yaml
-
-from gate_proxy.core.located import LocatedError
+from gate_proxy.core.located import FieldPath, LocatedError, format_field
+from gate_proxy.yaml_lines import parse_yaml_with_lines, read_config_text
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -218,76 +217,6 @@ class VaultConfig:
 
 # --------------------------------------------------------------------------- YAML -> data
 
-FieldPath = tuple[str | int, ...]
-_MAX_NODES = 50_000  # alias expansion guard
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _format_field(path: FieldPath) -> str:
-    """``("credentials", "stripe.refund", "inject")`` -> ``credentials["stripe.refund"].inject``."""
-    if not path:
-        return "(document)"
-    out = str(path[0])
-    for part in path[1:]:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENT.fullmatch(part):
-            out += f".{part}"
-        else:
-            out += f'["{part}"]'
-    return out
-
-
-class _Composer:
-    """Turns YAML nodes into plain data while remembering each field's line."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.lines: dict[FieldPath, int] = {}
-        self.constructor = yaml.constructor.SafeConstructor()
-        self.count = 0
-
-    def fail(self, node: yaml.Node, path: FieldPath, message: str) -> NoReturn:
-        raise VaultConfigError(self.source, node.start_mark.line + 1, _format_field(path), message)
-
-    def convert(self, node: yaml.Node, path: FieldPath) -> Any:
-        self.count += 1
-        if self.count > _MAX_NODES:
-            self.fail(node, path, "document too large (alias expansion?)")
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue
-                key = self.key(key_node, path)
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    self.fail(key_node, (*path, key), f"duplicate key (first at line {seen[key]})")
-                seen[key] = line
-            self.constructor.flatten_mapping(node)
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.key(key_node, path)
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self.convert(value_node, (*path, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            items = []
-            for i, item in enumerate(node.value):
-                self.lines[(*path, i)] = item.start_mark.line + 1
-                items.append(self.convert(item, (*path, i)))
-            return items
-        return self.constructor.construct_object(node, deep=True)
-
-    def key(self, key_node: yaml.Node, path: FieldPath) -> Any:
-        key = self.constructor.construct_object(key_node, deep=True)
-        if not isinstance(key, (str, int, float, bool)) or key is None:
-            self.fail(key_node, path, "mapping keys must be scalars")
-        # YAML reads `1password:` fine, but `yes:` would be True: keep keys as text.
-        return key if isinstance(key, str) else str(key).lower()
-
-
 # --------------------------------------------------------------------------- validation
 
 _TOP_KEYS = (
@@ -373,7 +302,7 @@ class _Reader:
             path = path[:-1]
 
     def fail(self, path: FieldPath, message: str) -> NoReturn:
-        raise VaultConfigError(self.source, self.line(path), _format_field(path), message)
+        raise VaultConfigError(self.source, self.line(path), format_field(path), message)
 
     def mapping(self, value: Any, path: FieldPath, allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -739,26 +668,12 @@ def _build(data: Any, source: str, lines: Mapping[FieldPath, int]) -> VaultConfi
 
 def parse_vault_config(text: str, source: str = "<string>") -> VaultConfig:
     """Parse ``vault.yaml`` text; every problem is a :class:`VaultConfigError`."""
-    composer = _Composer(source)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is None:
-            return VaultConfig(source=source)
-        composer.lines[()] = node.start_mark.line + 1
-        data = composer.convert(node, ())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise VaultConfigError(source, line, "(yaml)", str(exc.problem or exc)) from None
-    except yaml.YAMLError as exc:
-        raise VaultConfigError(source, None, "(yaml)", str(exc)) from None
-    return _build(data, source, composer.lines)
+    data, lines = parse_yaml_with_lines(text, source, VaultConfigError, text_keys=True)
+    if data is None:
+        return VaultConfig(source=source)
+    return _build(data, source, lines)
 
 
 def load_vault_config(path: Path | str) -> VaultConfig:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VaultConfigError(str(path), None, "(file)", str(exc)) from None
-    return parse_vault_config(text, source=str(path))
+    return parse_vault_config(read_config_text(path, VaultConfigError), source=str(path))
