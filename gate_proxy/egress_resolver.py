@@ -5,6 +5,10 @@ check) and builds the allowlist from settings. The proxy addon (``addons/egress.
 connects to one of the returned addresses instead of letting the socket layer resolve the
 name again, so a second, different DNS answer (rebinding) is never used.
 
+The gate's own outbound calls (signed webhooks, Slack) check their targets through this
+same class (``gate_proxy/ssrf.py``), so one address table and one ``egress_allow`` govern
+every connection the gate opens.
+
 The resolver is injectable (``ResolveFn``) so tests can play a rebinding DNS server
 without touching the network.
 """
@@ -60,13 +64,23 @@ class EgressResolver:
     def enabled(self) -> bool:
         return self.allow.enabled
 
+    def check_literal(self, host: str, port: int) -> Verdict | None:
+        """The verdict for a host that is an IP address in any spelling; None for a name.
+
+        Synchronous, no DNS: usable where a config value is checked at startup.
+        """
+        literal = parse_host_address(host)
+        if literal is None:
+            return None
+        # Any spelling (2130706433, 0x7f.1, [::ffff:7f00:1]) becomes the canonical
+        # address we check and connect to; nothing re-interprets the text later.
+        return check_addresses([literal], self.allow, host=host, port=port)
+
     async def check(self, host: str, port: int) -> Verdict:
         """The verdict for (host, port); allowed verdicts carry the addresses to connect to."""
-        literal = parse_host_address(host)
+        literal = self.check_literal(host, port)
         if literal is not None:
-            # Any spelling (2130706433, 0x7f.1, [::ffff:7f00:1]) becomes the canonical
-            # address we check and connect to; nothing re-interprets the text later.
-            return check_addresses([literal], self.allow, host=host, port=port)
+            return literal
         try:
             async with asyncio.timeout(self._timeout_s):
                 addresses = list(await self._resolve(host, port))
@@ -80,22 +94,33 @@ class EgressResolver:
 
         Raises ValueError for an invalid egress_allow entry, so a typo stops startup.
         """
-        ports = [
-            port
-            for port in (
-                getattr(settings, "port", None),
-                getattr(settings, "proxy_port", None),
-                getattr(settings, "reverse_port", None),
-            )
-            if isinstance(port, int) and port > 0
-        ]
-        listeners = own_listeners(str(getattr(settings, "host", "127.0.0.1")), ports)
-        allow = parse_allow(
-            getattr(settings, "egress_allow", None) or (),
-            listeners=listeners,
-            enabled=bool(getattr(settings, "egress_check", True)),
+        return cls(allow_from_settings(settings), resolve)
+
+
+def allow_from_settings(
+    settings: Any, *, extra_allow: Sequence[str] = (), always_check: bool = False
+) -> EgressAllow:
+    """``egress_allow`` (plus `extra_allow`) and the gate's own listeners, from settings.
+
+    `always_check` ignores ``egress_check: false``: the gate's own outbound calls go to
+    targets that agents choose at run time, so that switch (meant for proxied traffic the
+    operator routed) never turns their check off. Raises ValueError for a bad entry.
+    """
+    ports = [
+        port
+        for port in (
+            getattr(settings, "port", None),
+            getattr(settings, "proxy_port", None),
+            getattr(settings, "reverse_port", None),
         )
-        return cls(allow, resolve)
+        if isinstance(port, int) and port > 0
+    ]
+    listeners = own_listeners(str(getattr(settings, "host", "127.0.0.1")), ports)
+    return parse_allow(
+        [*(getattr(settings, "egress_allow", None) or ()), *extra_allow],
+        listeners=listeners,
+        enabled=always_check or bool(getattr(settings, "egress_check", True)),
+    )
 
 
 def own_listeners(host: str, ports: Sequence[int]) -> list[Listener]:

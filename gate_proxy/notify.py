@@ -2,8 +2,10 @@
 
 Subscribed to the service, so each message is sent from a background task: delivery and
 its retries (with backoff) never delay a decision. The target is checked like signed
-webhooks (``webhooks.resolve_checked``, ``webhook_allow_cidrs``) and pinned to the checked
-addresses. The webhook URL is itself a secret, so only its host is ever logged.
+webhooks and proxied requests (``gate_proxy/ssrf.py``: one address policy, ``egress_allow``)
+before every attempt, and the connection goes to the checked addresses only. A literal
+address that is denied turns notifications off at startup. The webhook URL is itself a
+secret, so only its host is ever logged.
 """
 
 import asyncio
@@ -13,14 +15,13 @@ import logging
 import random
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
-
+from gate_proxy.core.egress import Network
 from gate_proxy.core.intents import Event, Status
+from gate_proxy.egress_resolver import EgressResolver
 from gate_proxy.settings import Settings
+from gate_proxy.ssrf import TargetRefused, as_egress, outbound_resolver, parse_target, post_checked
 from gate_proxy.store.base import Row
-from gate_proxy.webhooks import Network, _PinnedResolver, resolve_checked
 
 log = logging.getLogger("gate.notify")
 
@@ -58,21 +59,19 @@ class SlackNotifier:
         self,
         webhook_url: str,
         dashboard_url: str,
-        allowed: Sequence[Network],
+        egress: EgressResolver | Sequence[Network],
         *,
         timeout_s: float = 5.0,
         retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
-        parts = urlsplit(webhook_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("slack_webhook_url must be an http(s) URL")
-        if parts.username or parts.password:
-            raise ValueError("slack_webhook_url must not carry credentials")
-        self.webhook_url = webhook_url
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            self.target = parse_target(webhook_url)
+        except TargetRefused as refused:
+            raise ValueError(f"slack_webhook_url: {refused.message}") from None
+        self.host = self.target.host
+        self.port = self.target.port
         self.dashboard_url = dashboard_url
-        self.allowed = list(allowed)
+        self.egress = as_egress(egress)
         self.timeout_s = timeout_s
         self.retry_delays = tuple(retry_delays)
 
@@ -83,15 +82,26 @@ class SlackNotifier:
             return None
         dashboard_url = settings.dashboard_url or f"http://{settings.host}:{settings.port}"
         try:
-            return cls(
+            notifier = cls(
                 settings.slack_webhook_url,
                 dashboard_url,
-                settings.allowed_webhook_networks(),
+                outbound_resolver(settings),
                 timeout_s=settings.webhook_timeout_s,
             )
+            notifier.check_literal_target()
         except ValueError as exc:
             log.error("Slack notifications are off: %s", exc, extra={"event": "notify_config"})
             return None
+        return notifier
+
+    def check_literal_target(self) -> None:
+        """Raise ValueError now if the URL names a denied address (names are checked later)."""
+        verdict = self.egress.check_literal(self.host, self.port)
+        if verdict is not None and not verdict.allowed:
+            raise ValueError(
+                f"slack_webhook_url target {self.target.display}: {verdict.message} "
+                "(allow it deliberately with egress_allow in gate.yaml)"
+            )
 
     async def on_event(self, event: str, intent: Row, actor: str) -> None:
         """Service listener: one message per intent that starts waiting for a human."""
@@ -111,7 +121,12 @@ class SlackNotifier:
             server_asked = 0.0
             try:
                 status, retry_after = await self._post(body)
-            except Exception as exc:  # refused target, DNS, connection, timeout: retry
+            except TargetRefused as refused:
+                detail = f"attempt {attempt}: target refused: {refused.message}"
+                if refused.retryable:  # the name did not resolve: DNS may recover
+                    continue
+                break  # a denied address: nothing is sent, and retrying cannot help
+            except Exception as exc:  # connection, timeout: retry
                 detail = f"attempt {attempt}: {type(exc).__name__}"
                 continue
             if 200 <= status < 300:
@@ -137,19 +152,15 @@ class SlackNotifier:
         return False
 
     async def _post(self, body: bytes) -> tuple[int, float | None]:
-        addresses = await resolve_checked(self.host, self.port, self.allowed)
-        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(addresses), force_close=True)
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with (
-            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-            session.post(
-                self.webhook_url,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                allow_redirects=False,
-            ) as response,
-        ):
-            retry_after: float | None = None
-            with contextlib.suppress(ValueError):
-                retry_after = float(response.headers.get("Retry-After", ""))
-            return response.status, retry_after
+        """One attempt: the target is checked now (DNS may have changed) and pinned."""
+        response = await post_checked(
+            self.egress,
+            self.target,
+            body,
+            {"Content-Type": "application/json"},
+            timeout_s=self.timeout_s,
+        )
+        retry_after: float | None = None
+        with contextlib.suppress(ValueError):
+            retry_after = float(response.headers.get("Retry-After", ""))
+        return response.status, retry_after

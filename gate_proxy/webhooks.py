@@ -2,35 +2,43 @@
 
 Signature: ``X-Gate-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`` with
 ``X-Gate-Timestamp``. The secret itself never travels after registration.
+
+Targets are checked by ``gate_proxy/ssrf.py``: the proxy's address policy and its
+``egress_allow``, at registration (400 with the reason) and again before every delivery
+attempt, connecting only to the addresses just checked.
 """
 
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gate_proxy.clock import utc_iso
-from gate_proxy.errors import bad_request, forbidden
+from gate_proxy.core.egress import Network
+from gate_proxy.egress_resolver import EgressResolver
+from gate_proxy.errors import GateError, bad_request, not_found
 from gate_proxy.keys import random_id
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.principal import Principal
+from gate_proxy.ssrf import (
+    TargetRefused,
+    as_egress,
+    check_target,
+    outbound_resolver,
+    parse_target,
+    post_checked,
+)
 from gate_proxy.store.base import Row, Store
 
 log = logging.getLogger("gate.webhooks")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 FIRED_ON = {"approved", "rejected", "expired", "execution_succeeded", "execution_failed"}
+ALLOW_HINT = "; allow it deliberately with egress_allow in gate.yaml"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -38,58 +46,18 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "v1=" + mac.hexdigest()
 
 
-def address_allowed(address: str, allowed: Sequence[Network]) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in network for network in allowed):
-        return True
-    return ip.is_global and not ip.is_multicast
-
-
-async def resolve_checked(host: str, port: int, allowed: Sequence[Network]) -> list[str]:
-    """Resolve once and refuse if any answer is private, loopback or link-local."""
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise bad_request(
-            f"webhook host does not resolve: {host}", "webhook_target_invalid"
-        ) from exc
-    addresses = sorted({str(info[4][0]) for info in infos})
-    refused = [a for a in addresses if not address_allowed(a, allowed)]
-    if refused or not addresses:
-        raise forbidden(
-            f"webhook target {host} resolves to a private, loopback or link-local address "
-            "(allow it with webhook_allow_cidrs in gate.yaml)",
-            "webhook_target_forbidden",
+def refusal_error(refused: TargetRefused) -> GateError:
+    """The 400 answer for a refused webhook target, with the reason a machine can read."""
+    extra = {"egress": refused.egress()} if refused.verdict is not None else {}
+    if refused.kind != "denied":
+        return GateError(
+            400, "webhook_target_invalid", f"webhook target: {refused.message}", **extra
         )
-    return addresses
-
-
-class _PinnedResolver(AbstractResolver):
-    """Connect to the addresses we checked, not to whatever DNS says a moment later."""
-
-    def __init__(self, addresses: list[str]) -> None:
-        self._addresses = addresses
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in self._addresses
-        ]
-
-    async def close(self) -> None:
-        return None
+    # The gate's own listeners stay denied even when allowlisted: no hint to try.
+    hint = "" if refused.egress()["reason"] == "own_listener" else ALLOW_HINT
+    return GateError(
+        400, "webhook_target_forbidden", f"webhook target {refused.message}{hint}", **extra
+    )
 
 
 class Webhooks:
@@ -97,17 +65,24 @@ class Webhooks:
         self,
         store: Store,
         metrics: GateMetrics,
-        allowed: Sequence[Network],
+        egress: EgressResolver | Sequence[Network],
         *,
         timeout_s: float = 5.0,
         retry_delays: Sequence[float] = (1, 2, 4, 8, 16),
     ) -> None:
         self.store = store
         self.metrics = metrics
-        self.allowed = list(allowed)
+        self.egress = as_egress(egress)
         self.timeout_s = timeout_s
         self.retry_delays = tuple(retry_delays)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_settings(cls, store: Store, metrics: GateMetrics, settings: Any) -> "Webhooks":
+        """Webhooks checked with the proxy's egress policy (egress_allow, own listeners)."""
+        return cls(
+            store, metrics, outbound_resolver(settings), timeout_s=settings.webhook_timeout_s
+        )
 
     async def register(self, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
         intent_id = body.get("intentId") or body.get("intent_id")
@@ -116,18 +91,12 @@ class Webhooks:
             raise bad_request("intentId and url are required")
         intent = await self.store.get_intent(intent_id)
         if intent is None or not caller.can_see(intent["agent_id"]):
-            raise (
-                bad_request("unknown intent", "not_found")
-                if intent is None
-                else forbidden("only the intent's owner or a reviewer may register a webhook")
-            )
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise bad_request("url must be an http(s) URL", "webhook_target_invalid")
-        if parts.username or parts.password:
-            raise bad_request("url must not carry credentials", "webhook_target_invalid")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        await resolve_checked(parts.hostname, port, self.allowed)
+            # One answer for "no such intent" and "not yours", so ids cannot be probed.
+            raise not_found("intent")
+        try:
+            await check_target(self.egress, parse_target(url))
+        except TargetRefused as refused:
+            raise refusal_error(refused) from None
         secret = body.get("secret")
         generated = secret is None
         if generated:
@@ -186,31 +155,39 @@ class Webhooks:
                 "X-Gate-Signature": sign(hook["secret"], timestamp, body),
             }
             try:
-                detail = await self._post(hook["url"], body, headers)
-            except Exception as exc:  # network errors, refused targets: retry
+                status = await self._post(hook["url"], body, headers)
+            except TargetRefused as refused:
+                detail = f"attempt {attempt}: target refused: {refused.message}"
+                if not refused.retryable:  # a denied address stays denied: nothing is sent
+                    await self._refused(hook, event, refused, detail)
+                    return
+            except Exception as exc:  # network errors, timeouts: retry
                 detail = f"attempt {attempt}: {type(exc).__name__}"
             else:
-                if detail.startswith("2"):
+                if 200 <= status < 300:
                     self.metrics.webhook_deliveries.inc("ok")
-                    await self.store.record_delivery(hook["id"], event, True, detail)
+                    await self.store.record_delivery(hook["id"], event, True, str(status))
                     return
-                detail = f"attempt {attempt}: HTTP {detail}"
+                detail = f"attempt {attempt}: HTTP {status}"
             self.metrics.webhook_deliveries.inc("retry")
         self.metrics.webhook_deliveries.inc("failed")
         log.warning("webhook delivery failed", extra={"webhook": hook["id"], "detail": detail})
         await self.store.record_delivery(hook["id"], event, False, detail)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = await resolve_checked(parts.hostname or "", port, self.allowed)
-        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(addresses), force_close=True)
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with (
-            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-            session.post(url, data=body, headers=headers, allow_redirects=False) as response,
-        ):
-            return str(response.status)
+    async def _refused(self, hook: Row, event: str, refused: TargetRefused, detail: str) -> None:
+        self.metrics.webhook_deliveries.inc("refused")
+        log.warning(
+            "webhook delivery refused: target address denied",
+            extra={"webhook": hook["id"], "egress": refused.egress(), "detail": detail},
+        )
+        await self.store.record_delivery(hook["id"], event, False, detail)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """One attempt: the target is checked now (DNS may have changed) and pinned."""
+        response = await post_checked(
+            self.egress, parse_target(url), body, headers, timeout_s=self.timeout_s
+        )
+        return response.status
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -3,7 +3,9 @@
 Every address a destination resolves to is classified here; one denied address denies the
 destination (fail closed: an attacker who controls DNS chooses which answer is used). The
 I/O edge (``gate_proxy/egress_resolver.py``) resolves once and makes the proxy connect to
-an address this module allowed, so a DNS answer that changes later cannot be used.
+an address this module allowed, so a DNS answer that changes later cannot be used. The
+gate's own outbound calls (signed webhooks, Slack) use the same table and allowlist
+through ``gate_proxy/ssrf.py``.
 
 Denied unless allowlisted (``egress_allow`` in gate.yaml):
 
@@ -12,14 +14,16 @@ Denied unless allowlisted (``egress_allow`` in gate.yaml):
           broadcast, reserved 240/4, IETF 192.0.0/24, documentation and benchmarking ranges
     IPv6  unspecified, loopback, unique-local fc00::/7, link-local fe80::/10, site-local,
           multicast, documentation, discard-only, anything outside global unicast 2000::/3
-    IPv4 embedded in IPv6 (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64 64:ff9b::/96,
-          6to4 2002::/16, Teredo 2001::/32): the IPv4 address is extracted and classified.
-          NAT64 and mapped addresses of public IPv4 hosts are allowed; the deprecated
-          compatible, 6to4 and Teredo forms are always denied.
+    IPv4 embedded in IPv6 (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, translated
+          ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96 and local-use 64:ff9b:1::/48, 6to4 2002::/16,
+          Teredo 2001::/32): the IPv4 address is extracted and classified. NAT64 and mapped
+          addresses of public IPv4 hosts are allowed; the compatible, translated, local-use
+          NAT64, 6to4 and Teredo forms are always denied.
     the gate's own listeners (address and port), even when allowlisted: no request loops.
 
 Python's ``ipaddress.is_global`` is not used: it calls ``::127.0.0.1``, ``fec0::1``,
-``ff02::1``, ``224.0.0.1`` and ``64:ff9b::7f00:1`` global. The tables below are explicit.
+``ff02::1``, ``224.0.0.1``, ``64:ff9b::7f00:1``, ``64:ff9b::a9fe:a9fe`` and
+``::ffff:0:a9fe:a9fe`` global. The tables below are explicit.
 
 Host literals are read the way the C library's ``inet_aton`` reads them, because that is
 what the connecting socket would do: ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` and
@@ -77,12 +81,13 @@ _V6_UNSPECIFIED: Final = _V6("::/128")
 _V6_LOOPBACK: Final = _V6("::1/128")
 _V6_MAPPED: Final = _V6("::ffff:0:0/96")
 _V6_COMPATIBLE: Final = _V6("::/96")
+_V6_TRANSLATED: Final = _V6("::ffff:0:0:0/96")  # SIIT (RFC 2765), not the mapped ::ffff:0:0/96
 _V6_NAT64: Final = _V6("64:ff9b::/96")
+_V6_NAT64_LOCAL: Final = _V6("64:ff9b:1::/48")  # RFC 8215: the operator's own NAT64
 _V6_6TO4: Final = _V6("2002::/16")
 _V6_TEREDO: Final = _V6("2001::/32")
 _V6_GLOBAL_UNICAST: Final = _V6("2000::/3")
 _V6_DENY: Final[tuple[tuple[ipaddress.IPv6Network, str], ...]] = (
-    (_V6("64:ff9b:1::/48"), "reserved"),  # local-use NAT64
     (_V6("100::/64"), "reserved"),  # discard-only
     (_V6("2001::/23"), "reserved"),  # IETF protocol assignments (Teredo handled before)
     (_V6("2001:db8::/32"), "reserved"),  # documentation
@@ -127,9 +132,9 @@ class Verdict:
     def message(self) -> str:
         if self.allowed:
             return "allowed"
-        where = f" {self.address}" if self.address else ""
+        where = f" to {self.address}" if self.address else ""
         extra = f" ({self.detail})" if self.detail else ""
-        return f"egress to{where} denied: {self.reason}{extra}"
+        return f"egress{where} denied: {self.reason}{extra}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +229,14 @@ def _embedded(ip: ipaddress.IPv6Address) -> tuple[str, tuple[ipaddress.IPv4Addre
         return "ipv4_mapped", (ipaddress.IPv4Address(number & 0xFFFFFFFF),)
     if ip in _V6_COMPATIBLE:  # :: and ::1 are classified before this is reached
         return "ipv4_compatible", (ipaddress.IPv4Address(number & 0xFFFFFFFF),)
+    if ip in _V6_TRANSLATED:
+        return "ipv4_translated", (ipaddress.IPv4Address(number & 0xFFFFFFFF),)
     if ip in _V6_NAT64:
         return "nat64", (ipaddress.IPv4Address(number & 0xFFFFFFFF),)
+    if ip in _V6_NAT64_LOCAL:
+        # Read with the /96 layout, the common one; other prefix lengths place the IPv4
+        # address elsewhere, which does not matter: this form is always denied.
+        return "nat64_local", (ipaddress.IPv4Address(number & 0xFFFFFFFF),)
     if ip in _V6_6TO4:
         return "6to4", (ipaddress.IPv4Address((number >> 80) & 0xFFFFFFFF),)
     if ip in _V6_TEREDO:
@@ -235,9 +246,16 @@ def _embedded(ip: ipaddress.IPv6Address) -> tuple[str, tuple[ipaddress.IPv4Addre
     return None
 
 
-# Transition forms nobody's API is reached through any more: denied even when the
-# embedded IPv4 address is public, because the relay path is out of the operator's hands.
-_ALWAYS_DENIED_EMBEDDINGS: Final = frozenset({"ipv4_compatible", "6to4", "teredo"})
+# Transition forms nobody's API is reached through any more, or a translator inside the
+# operator's network (local-use NAT64): denied even when the embedded IPv4 address is
+# public, because the path to it is out of the operator's hands or leads inside.
+_ALWAYS_DENIED_EMBEDDINGS: Final[dict[str, str]] = {
+    "ipv4_compatible": "deprecated_transition",
+    "ipv4_translated": "deprecated_transition",
+    "6to4": "deprecated_transition",
+    "teredo": "deprecated_transition",
+    "nat64_local": "local_nat64",
+}
 
 
 def _classify_v6(ip: ipaddress.IPv6Address) -> _Class | None:
@@ -255,8 +273,9 @@ def _classify_v6(ip: ipaddress.IPv6Address) -> _Class | None:
                 if found.detail:
                     detail += f", {found.detail}"
                 return _Class(found.reason, detail)
-        if mechanism in _ALWAYS_DENIED_EMBEDDINGS:
-            return _Class("deprecated_transition", f"{mechanism} embeds {inner[-1]}")
+        always_denied = _ALWAYS_DENIED_EMBEDDINGS.get(mechanism)
+        if always_denied is not None:
+            return _Class(always_denied, f"{mechanism} embeds {inner[-1]}")
         return None  # mapped / NAT64 of a public IPv4 host
     for network, reason in _V6_DENY:
         if ip in network:
