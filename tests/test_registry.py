@@ -2,11 +2,12 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
-from test_urlnorm import REFUND_SPELLINGS
+from test_urlnorm import ADMIN_SPELLINGS, REFUND_SPELLINGS, REFUSED_SPELLINGS
 
 from gate_proxy.core.registry import (
     REASON_BLOCKED,
     REASON_INVALID_HOST,
+    REASON_INVALID_PATH,
     REASON_UNKNOWN,
     Registry,
     RegistryError,
@@ -406,6 +407,212 @@ def test_block_match_names_the_blocking_entry() -> None:
     assert m.route is not None and m.route.host == "*.bad.com"
 
 
+# ----------------------------------------------------------- blocks hold for every spelling
+
+# Everything that is not blocked passes through, so a block that misses a spelling shows.
+ADMIN = reg(
+    """
+    api.x.com:
+      paths:
+        /admin:
+          block: true
+        /api/*/delete:
+          block: true
+        /:
+          passthrough: true
+    allow.x.com:
+      paths:
+        /read:
+          passthrough: true
+        /Public:
+          destination: x.public
+          policy: p
+    sensitive.x.com:
+      paths:
+        /Admin:
+          block: true
+          path_case: sensitive
+        /:
+          passthrough: true
+    host-sensitive.x.com:
+      path_case: sensitive
+      paths:
+        /Admin:
+          block: true
+        /:
+          passthrough: true
+    """
+)
+
+
+@pytest.mark.parametrize(("raw", "why"), ADMIN_SPELLINGS)
+def test_block_holds_for_every_spelling_of_the_path(raw: str, why: str) -> None:
+    assert dest(ADMIN, "api.x.com", "GET", raw) == f"BLOCK:{REASON_BLOCKED}", why
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/api/v1/delete",
+        "/API/V1/DELETE",
+        "/api/v1/Delete.",
+        "/api/v1/delete;x=1",
+        "/api/v1%2Fx/delete",  # one segment for servers that keep %2F encoded
+        "/api/v1%5Cx/delete",
+        "/api/%EF%BD%96%EF%BC%91/%EF%BC%A4ELETE",  # fullwidth
+    ],
+)
+def test_glob_block_holds_for_every_spelling(raw: str) -> None:
+    assert dest(ADMIN, "api.x.com", "POST", raw) == f"BLOCK:{REASON_BLOCKED}"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/adminx",
+        "/administrator",
+        "/x/admin",
+        "/ad/min",
+        "/admin-panel",
+        "/%C3%A0dminx",
+        "/api/v1/deleted",
+        "/api/delete",
+        "/",
+    ],
+)
+def test_block_does_not_over_match(raw: str) -> None:
+    assert dest(ADMIN, "api.x.com", "GET", raw) == "PASS"
+
+
+@pytest.mark.parametrize(("raw", "problem"), REFUSED_SPELLINGS)
+def test_ambiguous_paths_are_refused(raw: str, problem: str) -> None:
+    m = ADMIN.match("api.x.com", 443, "GET", raw)
+    assert (m.blocked, m.reason_code) == (True, REASON_INVALID_PATH)
+    assert m.refusal is not None and problem in m.refusal
+
+
+def test_ambiguous_paths_are_refused_even_where_everything_passes() -> None:
+    r = reg("any.com:\n  passthrough: true\n")
+    assert dest(r, "any.com", "GET", "/x/..%2Fy") == f"BLOCK:{REASON_INVALID_PATH}"
+    assert dest(r, "any.com", "GET", "/x/y") == "PASS"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/read", "PASS"),
+        ("/read/x", "PASS"),
+        ("/%72ead", "PASS"),  # the same bytes by RFC 3986: %72 is "r"
+        ("/read;x=1", "PASS"),
+        ("/READ", f"BLOCK:{REASON_UNKNOWN}"),
+        ("/Read/x", f"BLOCK:{REASON_UNKNOWN}"),
+        ("/read.", f"BLOCK:{REASON_UNKNOWN}"),
+        ("/read%20", f"BLOCK:{REASON_UNKNOWN}"),
+        ("/%EF%BD%92ead", f"BLOCK:{REASON_UNKNOWN}"),  # fullwidth r
+        ("/re%C3%A0d", f"BLOCK:{REASON_UNKNOWN}"),
+        ("/read%2Fx", f"BLOCK:{REASON_UNKNOWN}"),
+        ("/Public", "x.public"),
+        ("/public", f"BLOCK:{REASON_UNKNOWN}"),
+        ("/PUBLIC", f"BLOCK:{REASON_UNKNOWN}"),
+    ],
+)
+def test_allow_rules_stay_strict(raw: str, expected: str) -> None:
+    assert dest(ADMIN, "allow.x.com", "GET", raw) == expected
+
+
+@pytest.mark.parametrize("host", ["sensitive.x.com", "host-sensitive.x.com"])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/Admin", f"BLOCK:{REASON_BLOCKED}"),
+        ("/Admin/x", f"BLOCK:{REASON_BLOCKED}"),
+        ("/%41dmin", f"BLOCK:{REASON_BLOCKED}"),
+        ("/Admin.", f"BLOCK:{REASON_BLOCKED}"),  # the other folds still apply
+        ("/Admin;x=1", f"BLOCK:{REASON_BLOCKED}"),
+        ("/x%2FAdmin", "PASS"),
+        ("/%2FAdmin", f"BLOCK:{REASON_BLOCKED}"),
+        ("/%EF%BC%A1dmin", f"BLOCK:{REASON_BLOCKED}"),  # fullwidth A is still an A
+        ("/admin", "PASS"),  # case-sensitive on request
+        ("/ADMIN", "PASS"),
+    ],
+)
+def test_block_case_sensitive_only_when_the_entry_says_so(
+    host: str, raw: str, expected: str
+) -> None:
+    assert dest(ADMIN, host, "GET", raw) == expected
+
+
+def test_top_level_path_case_does_not_make_blocks_case_sensitive() -> None:
+    r = reg(
+        """
+        path_case: sensitive
+        api.x.com:
+          paths:
+            /admin: {block: true}
+            /read: {passthrough: true}
+        """
+    )
+    assert dest(r, "api.x.com", "GET", "/ADMIN") == f"BLOCK:{REASON_BLOCKED}"
+    assert dest(r, "api.x.com", "GET", "/READ") == f"BLOCK:{REASON_UNKNOWN}"
+    assert r.routes[0].path_case == "insensitive"
+    assert r.routes[1].path_case == "sensitive"
+    assert r.match("api.x.com", 443, "GET", "/Admin").path_case == "insensitive"
+
+
+def test_block_rule_written_in_another_spelling() -> None:
+    r = reg(
+        """
+        api.x.com:
+          paths:
+            /ADMIN/: {block: true}
+            /files/secret.: {block: true}
+            /%EF%BD%90anel: {block: true}
+            /: {passthrough: true}
+        """
+    )
+    assert dest(r, "api.x.com", "GET", "/admin") == f"BLOCK:{REASON_BLOCKED}"
+    assert dest(r, "api.x.com", "GET", "/files/secret") == f"BLOCK:{REASON_BLOCKED}"
+    assert dest(r, "api.x.com", "GET", "/files/SECRET..") == f"BLOCK:{REASON_BLOCKED}"
+    assert dest(r, "api.x.com", "GET", "/Panel") == f"BLOCK:{REASON_BLOCKED}"
+    assert dest(r, "api.x.com", "GET", "/files/secrets") == "PASS"
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "method", "path", "expected"),
+    [
+        ("acme.w.com", 443, "GET", "/ADMIN", f"BLOCK:{REASON_BLOCKED}"),
+        ("A.B.W.COM", 80, "GET", "/%41dmin.", f"BLOCK:{REASON_BLOCKED}"),
+        ("w.com", 443, "GET", "/ADMIN", f"BLOCK:{REASON_UNKNOWN}"),  # not under *.w.com
+        ("acme.w.com", 443, "GET", "/other", "PASS"),
+        ("p.local", 8443, "DELETE", "/Items/1", f"BLOCK:{REASON_BLOCKED}"),
+        ("p.local", 8443, "GET", "/Items/1", "PASS"),  # method-specific block
+        ("p.local", 9000, "DELETE", "/Items/1", "PASS"),  # port-specific block
+        ("gone.com", 443, "GET", "/ANY/%2Fthing", f"BLOCK:{REASON_BLOCKED}"),
+    ],
+)
+def test_wildcards_ports_and_methods_keep_their_meaning(
+    host: str, port: int, method: str, path: str, expected: str
+) -> None:
+    r = reg(
+        """
+        "*.w.com":
+          passthrough: true
+          paths:
+            /admin: {block: true}
+        p.local:
+          passthrough: true
+        p.local:8443:
+          paths:
+            /items:
+              - {method: DELETE, block: true}
+              - {passthrough: true}
+        gone.com:
+          block: true
+        """
+    )
+    assert dest(r, host, method, path, port) == expected
+
+
 @pytest.mark.parametrize(
     ("host", "port", "allow", "reason"),
     [
@@ -718,6 +925,24 @@ def test_shipped_example_config() -> None:
             "not allowed on a blocked entry",
         ),
         ("a.com:\n  passthrough: true\n  policy: p\n", 3, "a.com.policy", "no effect"),
+        (
+            "a.com:\n  paths:\n    /x/..%2Fadmin:\n      block: true\n",
+            3,
+            'a.com.paths["/x/..%2Fadmin"]',
+            "ambiguous path rule: dot segment",
+        ),
+        (
+            "a.com:\n  paths:\n    /%20.:\n      block: true\n",
+            3,
+            'a.com.paths["/%20."]',
+            "reads as '/'",
+        ),
+        (
+            "routes:\n  - prefix: /a%00\n    upstream: http://a.com/\n",
+            2,
+            "routes[0].prefix",
+            "ambiguous prefix: control character",
+        ),
         ("a.com:\n  policy: p\n", 1, "a.com", "entry has no effect"),
         (
             "a.com:\n  passthrough: true\na.com:\n  block: true\n",

@@ -12,8 +12,14 @@ See docs/destinations.md for the format and the precedence rules.
 Matching, in short:
 
 * The request host is normalised (lower case, trailing dot, IDNA, canonical IPs) and the
-  path goes through :func:`gate_proxy.core.urlnorm.normalize_path`.
-* Every entry whose host pattern, port, method and path match is a candidate.
+  path goes through :func:`gate_proxy.core.urlnorm.normalize_path`. A path upstreams could
+  read as different resources (``NormalizedPath.refusal``) is refused: ``invalid_path``.
+* Every entry whose host pattern, port, method and path match is a candidate. Allow rules
+  (destination or passthrough) compare the one normalised path, case-sensitively unless
+  ``path_case: insensitive``. Block rules compare every form an upstream may route the
+  path as (:func:`gate_proxy.core.urlnorm.path_variants`: case, Unicode and accent folds,
+  decoded ``%2F``/``%5C``, trailing dots, ``;params``...), case-insensitively unless the
+  entry or its host entry says ``path_case: sensitive``.
 * ``block`` is sticky: if *any* candidate blocks, the request is blocked, whatever a more
   specific entry says. A host-level ``block: true`` therefore blocks every path.
 * Otherwise the most specific candidate wins, compared in this order: host (exact over
@@ -39,12 +45,15 @@ from gate_proxy.core.urlnorm import (
     DEFAULT_PORTS,
     normalize_host,
     normalize_path,
+    path_variants,
+    rule_variant,
     split_host_port,
 )
 
 __all__ = [
     "REASON_BLOCKED",
     "REASON_INVALID_HOST",
+    "REASON_INVALID_PATH",
     "REASON_UNKNOWN",
     "DefaultAction",
     "FieldPath",
@@ -67,6 +76,7 @@ DefaultKind = Literal["block", "passthrough", "evaluate"]
 REASON_BLOCKED = "destination_blocked"
 REASON_UNKNOWN = "destination_unknown"
 REASON_INVALID_HOST = "invalid_host"
+REASON_INVALID_PATH = "invalid_path"
 
 DEFAULT_DESTINATION_TEMPLATE = "{host}.http"
 
@@ -103,7 +113,7 @@ class Route:
     block: bool = False
     passthrough: bool = False
     enforce: EnforceMode | None = None
-    path_case: PathCase = "sensitive"
+    path_case: PathCase = "sensitive"  # effective: see _Builder.add_route
     index: int = 0
     field: str = ""
     line: int | None = None
@@ -132,7 +142,8 @@ class Match:
     ``blocked`` requests must not be forwarded (``reason_code`` says why).
     ``passthrough`` requests are forwarded without policy evaluation. Otherwise the
     caller evaluates ``policy`` for ``destination``; ``require_approval`` forces pending.
-    ``known`` is False when the answer came from the ``default`` section.
+    ``known`` is False when the answer came from the ``default`` section. ``refusal``
+    says why the path was refused (``reason_code`` ``invalid_path``).
     """
 
     blocked: bool
@@ -148,6 +159,7 @@ class Match:
     route: Route | None = None
     host: str = ""
     path: str = ""
+    refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +287,10 @@ class _Compiled:
         self.methods = route.methods
         self.insensitive = route.path_case == "insensitive"
         spec = route.path
-        if spec is not None and self.insensitive:
+        if spec is not None and self.block:
+            # A block is compared with the folded forms of path_variants: fold it alike.
+            spec = rule_variant(spec, self.insensitive)
+        elif spec is not None and self.insensitive:
             spec = spec.lower()
         self.glob: re.Pattern[str] | None = None
         self.prefix: str | None = None
@@ -297,14 +312,31 @@ class _Compiled:
         self.key = (host_rank, _path_rank(route.path), method_rank, -route.index)
 
     def matches(self, method: str, path: str, lower: str) -> bool:
+        """An allow rule: the one normalised path (``lower`` when case-insensitive)."""
         if self.methods is not None and method not in self.methods:
             return False
-        p = lower if self.insensitive else path
+        return self.path_matches(lower if self.insensitive else path)
+
+    def path_matches(self, p: str) -> bool:
         if self.prefix is not None:
             return p == self.prefix or p.startswith(self.prefix_slash)
         if self.glob is not None:
             return self.glob.fullmatch(p) is not None
         return True
+
+    def blocks(self, method: str, path: str, forms: dict[bool, tuple[str, ...]]) -> bool:
+        """A block rule: does it hold for *any* form an upstream may route ``path`` as?
+
+        ``forms`` caches :func:`path_variants` per case mode for this one request.
+        """
+        if self.methods is not None and method not in self.methods:
+            return False
+        if self.covers_all:
+            return True
+        variants = forms.get(self.insensitive)
+        if variants is None:
+            variants = forms[self.insensitive] = path_variants(path, self.insensitive)
+        return any(self.path_matches(v) for v in variants)
 
 
 class _Candidates:
@@ -396,18 +428,32 @@ class Registry:
             h = normalize_host(host)
         except ValueError:
             return Match(blocked=True, reason_code=REASON_INVALID_HOST, host=host, path=path)
-        norm = normalize_path(path).path
+        normalized = normalize_path(path)
+        norm = normalized.path
+        if normalized.refusal is not None:
+            # No rule can be trusted to mean what the upstream will do with this path.
+            return Match(
+                blocked=True,
+                reason_code=REASON_INVALID_PATH,
+                host=h,
+                path=norm,
+                path_case=self.path_case,
+                refusal=normalized.refusal,
+            )
         p = norm.rstrip("/") or "/"  # one trailing slash does not change the resource
         lower = p.lower()
         m = method.upper()
 
         candidates = self._candidates(h, port)
         best: _Compiled | None = None
+        forms: dict[bool, tuple[str, ...]] = {}
         for c in candidates.items:
+            if c.block:
+                if c.blocks(m, norm, forms):
+                    return self._blocked(c.route, h, norm)
+                continue
             if not c.matches(m, p, lower):
                 continue
-            if c.block:
-                return self._blocked(c.route, h, norm)
             if best is None:
                 best = c
                 if not candidates.any_block:
@@ -723,6 +769,16 @@ class _Builder:
                         path, f"{key!r} is required (or set passthrough: true or block: true)"
                     )
         methods = own.get("method")
+        # Blocks ignore case unless path_case: sensitive is written on the entry or its
+        # host entry: a top-level path_case (or the default) only shapes allow rules.
+        explicit_case: PathCase | None = merged.get("path_case")
+        path_case: PathCase = explicit_case or ("insensitive" if block else self.path_case)
+        if block and spec not in (None, "/") and rule_variant(spec) == "/":
+            raise self.error(
+                path,
+                f"block rule {spec!r} reads as '/' once trailing dots and spaces are "
+                "ignored; write '/' (or block: true on the host) if every path is meant",
+            )
         dup_key = (host, port, spec, methods)
         if dup_key in self.seen:
             raise self.error(
@@ -744,7 +800,7 @@ class _Builder:
                 block=block,
                 passthrough=passthrough,
                 enforce=merged.get("enforce"),
-                path_case=merged.get("path_case", self.path_case),
+                path_case=path_case,
                 index=len(self.routes),
                 field=format_field(path),
                 line=self.line_of(path),
@@ -759,8 +815,10 @@ class _Builder:
         segments = raw.split("/")[1:]
         if any("**" in s and s != "**" for s in segments):
             raise self.error(path, "'**' must be a whole path segment")
-        spec = normalize_path(raw).path
-        return spec.rstrip("/") or "/"
+        normalized = normalize_path(raw)
+        if normalized.refusal is not None:
+            raise self.error(path, f"ambiguous path rule: {normalized.refusal}")
+        return normalized.path.rstrip("/") or "/"
 
     def host_entry(self, key: str, value: Any) -> None:
         path: FieldPath = (key,)
@@ -859,7 +917,10 @@ class _Builder:
                 raise self.error(
                     (*ip, "prefix"), "must start with '/' and contain no '?', '#', ';' or '*'"
                 )
-            prefix = normalize_path(prefix_raw).path.rstrip("/") or "/"
+            normalized_prefix = normalize_path(prefix_raw)
+            if normalized_prefix.refusal is not None:
+                raise self.error((*ip, "prefix"), f"ambiguous prefix: {normalized_prefix.refusal}")
+            prefix = normalized_prefix.path.rstrip("/") or "/"
             if prefix in seen:
                 raise self.error(
                     (*ip, "prefix"), f"duplicate prefix (also at {format_field(seen[prefix])})"

@@ -20,6 +20,17 @@ hit the same rule:
 An encoded slash ``%2F`` (and ``%5C``) stays encoded: it is *not* a segment separator, so
 ``/v1%2Frefunds`` is one segment and does not match a ``/v1/refunds`` rule. Some upstream
 servers decode it; see ``NormalizedPath.has_encoded_separator`` and docs/destinations.md.
+
+That one form is what *allow* rules match and what is forwarded. Upstreams differ in what
+else they fold (IIS and Windows file systems ignore case and trailing dots, Tomcat strips
+``;params``, some decode ``%2F`` or ``\\`` into separators, some apply Unicode case
+folding or NFKC), so two more things serve *block* rules:
+
+* :func:`path_variants` lists every form a known kind of upstream may route the path as,
+  folded (case, Unicode compatibility, accents) so one comparison covers them all;
+* ``NormalizedPath.refusal`` names spellings no variant can describe safely (a dot segment
+  hidden behind ``%2F``/``%5C``/spaces, double percent-encoding, control characters,
+  invalid or overlong UTF-8): the registry refuses such paths outright.
 """
 
 from __future__ import annotations
@@ -27,7 +38,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
+from urllib.parse import unquote, unquote_to_bytes
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -35,6 +48,8 @@ __all__ = [
     "normalize_host",
     "normalize_path",
     "normalize_url",
+    "path_variants",
+    "rule_variant",
     "split_host_port",
 ]
 
@@ -66,6 +81,9 @@ class NormalizedPath:
     query: str = ""
     path_with_params: str = ""
     fragment: str = ""
+    #: Why upstreams could disagree about which resource this path names, or None. The
+    #: registry refuses such a path (``invalid_path``) instead of guessing.
+    refusal: str | None = None
 
     @property
     def target(self) -> str:
@@ -131,7 +149,144 @@ def normalize_path(raw_path: str) -> NormalizedPath:
     norm = "/" + "/".join(name for name, _ in out)
     with_params = "/" + "/".join(name if p is None else f"{name};{p}" for name, p in out)
     params = tuple(p for _, p in out if p is not None)
-    return NormalizedPath(norm, params, query, with_params, fragment)
+    return NormalizedPath(norm, params, query, with_params, fragment, _refusal(norm))
+
+
+# --------------------------------------------------------------------------- ambiguous paths
+#
+# Written here rather than taken from a library: URL parsers (urllib, yarl, rfc3986,
+# WHATWG implementations) each give *their* reading of a path; what is needed is the union
+# of the readings of many different servers, which none of them offers.
+
+_DOUBLE_ESCAPE_RE = re.compile(r"%25[0-9A-Fa-f]{2}")
+# Folds no Unicode normalisation performs but a case-insensitive compare does: Java's
+# equalsIgnoreCase and .NET's ToUpperInvariant map dotless i to "I".
+_EXTRA_FOLDS = {0x0131: "i"}
+_DROPPED_CATEGORIES = frozenset({"Mn", "Me", "Cf"})  # accents, enclosing marks, invisibles
+_QUERY_START_RE = re.compile(r"[?#]")
+# A normalised path no upstream reads differently except for ASCII case: no escapes, no
+# "+" (decoded as a space by some), no segment ending in "." (Windows drops trailing dots).
+_PLAIN_PATH_RE = re.compile(r"(?:/(?:[^%+/]*[^%+/.])?)*")
+
+
+def _refusal(path: str) -> str | None:
+    """Why ``path`` (a normalised path, no params) is ambiguous between servers, or None."""
+    if "%" in path:
+        if _DOUBLE_ESCAPE_RE.search(path):
+            return "double percent-encoding (%25 followed by an escape)"
+        try:
+            text = unquote_to_bytes(path).decode("utf-8")
+        except UnicodeDecodeError:
+            return "percent-escapes that are not valid UTF-8 (overlong or malformed)"
+        if any(unicodedata.category(c) == "Cc" for c in text):
+            return "control character (such as %00) in the path"
+    # The finest reading: every separator split, nothing cut or trimmed. A dot segment
+    # that survived normalisation hides behind an escape, a ';', a '+' or trailing spaces;
+    # an upstream that resolves it after decoding would climb out of the matched path.
+    finest = _read(_decode(path, True), slash=True, backslash=True, cut_query=False, trim=False)
+    if any(s.startswith(".") and not s.rstrip(". ") for s in finest):
+        return "dot segment hidden by %2F, %5C, a backslash, ';', '+' or trailing spaces"
+    return None
+
+
+def _fold(text: str, fold_case: bool) -> str:
+    """Unicode compatibility forms (fullwidth, ligatures), accents and invisibles folded;
+    with ``fold_case`` also case (including the Turkish dotted and dotless i)."""
+    if text.isascii():
+        return text.lower() if fold_case else text
+    text = unicodedata.normalize("NFKD", text)
+    if fold_case:
+        text = unicodedata.normalize("NFKD", text.casefold().translate(_EXTRA_FOLDS))
+    return "".join(c for c in text if unicodedata.category(c) not in _DROPPED_CATEGORIES)
+
+
+def _decode(path: str, fold_case: bool) -> list[str]:
+    """The segments of ``path`` (split on ``/`` only), percent-decoded and folded."""
+    return [_fold(unquote(raw, errors="replace"), fold_case) for raw in path.split("/")]
+
+
+def _read(
+    decoded: list[str],
+    *,
+    slash: bool,
+    backslash: bool,
+    plus_is_space: bool = True,
+    cut_params: bool = True,
+    cut_query: bool = True,
+    trim: bool = True,
+) -> list[str]:
+    """The segments one kind of upstream reads from ``decoded`` (see :func:`_decode`).
+
+    ``slash``/``backslash``: a decoded ``/`` / ``\\`` separates segments (else a ``/``
+    inside a segment is written ``%2F``). ``plus_is_space``: ``+`` is a space (Java's
+    URLDecoder). ``cut_params``: ``;params`` are cut after decoding (Spring and others).
+    ``cut_query``: the path ends at a decoded ``?`` or ``#``. ``trim``: trailing dots and
+    spaces are dropped (Windows, IIS). Empty segments are left out.
+    """
+    out: list[str] = []
+    for text in decoded:
+        if plus_is_space:
+            text = text.replace("+", " ")
+        pieces = text.split("/") if slash else [text.replace("/", "%2F")]
+        if backslash:
+            pieces = [part for piece in pieces for part in piece.split("\\")]
+        for piece in pieces:
+            head = _QUERY_START_RE.split(piece, maxsplit=1) if cut_query else [piece]
+            segment = head[0].partition(";")[0] if cut_params else head[0]
+            if trim:
+                segment = segment.rstrip(". ")
+            if segment:
+                out.append(segment)
+            if len(head) > 1:
+                return out
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def path_variants(path: str, fold_case: bool = True) -> tuple[str, ...]:
+    """Every form some upstream may route ``path`` (a ``normalize_path().path``) as.
+
+    For block rules: a block must hold whichever of these forms the upstream uses. Each
+    combination is produced of: ``%2F`` decoded into a separator or not; ``%5C`` (and a
+    raw backslash) decoded into a separator or not; exact (decoded and folded only) or
+    loose (also ``;params`` cut after decoding, trailing dots/spaces dropped, ``+`` as
+    space, cut at a decoded ``?``/``#``). Every form is Unicode-folded (NFKD, accents and
+    invisible characters dropped) and, with ``fold_case``, case-folded. Forms have no
+    trailing slash. Call it only on paths whose ``refusal`` is None.
+    """
+    if _PLAIN_PATH_RE.fullmatch(path):
+        plain = path.rstrip("/") or "/"
+        return (plain.lower() if fold_case else plain,)
+    decoded = _decode(path, fold_case)
+    # Readings that split on a separator the path does not contain add nothing.
+    slashes = (False, True) if any("/" in t for t in decoded) else (False,)
+    backslashes = (False, True) if any("\\" in t for t in decoded) else (False,)
+    forms: set[str] = set()
+    for slash in slashes:
+        for backslash in backslashes:
+            exact = _read(
+                decoded,
+                slash=slash,
+                backslash=backslash,
+                plus_is_space=False,
+                cut_params=False,
+                cut_query=False,
+                trim=False,
+            )
+            loose = _read(decoded, slash=slash, backslash=backslash)
+            forms.update(("/" + "/".join(exact), "/" + "/".join(loose)))
+    return tuple(sorted(forms))
+
+
+def rule_variant(path: str, fold_case: bool = True) -> str:
+    """The one form a block rule's path (a ``normalize_path().path``) is compared in.
+
+    The finest reading: every separator split, folded, trailing dots and spaces dropped,
+    so a rule catches each :func:`path_variants` form that names the same resource. ``+``
+    stays a ``+`` (a rule ``/c++`` must not turn into ``/c``). ``*`` is kept for globs.
+    """
+    decoded = _decode(path, fold_case)
+    return "/" + "/".join(_read(decoded, slash=True, backslash=True, plus_is_space=False))
 
 
 def _canonical_ipv4(host: str) -> str | None:
