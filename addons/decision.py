@@ -11,23 +11,30 @@ Order of work for one request (after GateIdentity has named the agent):
 """
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import connection, http
 
 from addons.guard import fail_closed, gate_response, refuse
 from addons.identity import is_reverse
 from gate_proxy.clock import iso_in, utc_iso
+from gate_proxy.core.authority import (
+    FORWARDING_HOST_HEADERS,
+    AuthorityClaims,
+    AuthorityProblem,
+    check_authority,
+    forwarded_hosts,
+)
+from gate_proxy.core.body import RecordCountProblem, count_records, decode_body
 from gate_proxy.core.fingerprint import request_fingerprint
 from gate_proxy.core.intents import Status
-from gate_proxy.core.registry import Match, extract_record_count
-from gate_proxy.core.urlnorm import normalize_path, normalize_url
+from gate_proxy.core.registry import Match
+from gate_proxy.core.terms import NOT_JSON, decode_json
+from gate_proxy.core.urlnorm import DEFAULT_PORTS, normalize_host, normalize_path, normalize_url
 from gate_proxy.logs import log_decision
 from gate_proxy.principal import Principal
 from gate_proxy.proxy.keepalive import keep_flow_alive
@@ -67,6 +74,11 @@ def payload_type(content_type: str) -> str | None:
 class GateDecision:
     def __init__(self, runtime: ProxyRuntime) -> None:
         self.runtime = runtime
+        # client connection id -> the CONNECT authority its tunnel was decided on
+        self._tunnels: dict[str, tuple[str, int]] = {}
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._tunnels.pop(client.id, None)
 
     # -- routing and early refusals ------------------------------------------------------------
 
@@ -89,12 +101,20 @@ class GateDecision:
                 ),
             )
             self._log_refusal(principal, verdict.host, verdict.reason_code, "connect")
+            return
+        self._tunnels[flow.client_conn.id] = (flow.request.host, flow.request.port)
 
     @fail_closed("requestheaders")
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        if is_reverse(flow):
+        reverse = is_reverse(flow)
+        if reverse and flow.request.authority:
+            # The reverse listener decides on its route table, never on a URL the client
+            # names in an absolute-form request line.
+            refuse(flow, authority_refusal(_absolute_form_on_reverse()))
+            return
+        if reverse:
             target = self.runtime.registry().match_route(flow.request.path)
             if target is None:
                 refuse(
@@ -111,9 +131,11 @@ class GateDecision:
             flow.request.host = target.host
             flow.request.port = target.port
             flow.request.path = target.path
-            flow.request.headers["Host"] = (
-                target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
-            )
+        problem = check_authority(self._claims(flow, reverse))
+        if problem is not None:
+            refuse(flow, authority_refusal(problem))
+            return
+        canonical_authority(flow)
         limit = self.runtime.settings.proxy_body_limit
         length = flow.request.headers.get("Content-Length")
         if length is not None and length.strip().isdigit() and int(length) > limit:
@@ -121,6 +143,30 @@ class GateDecision:
             return
         # The decision needs the whole body, so it is never streamed upstream early.
         flow.request.stream = False
+
+    def _claims(self, flow: http.HTTPFlow, reverse: bool) -> AuthorityClaims:
+        """Every name this request gives for its target (see core/authority.py)."""
+        request = flow.request
+        headers = request.headers
+        tunnel = None if reverse else self._tunnels.get(flow.client_conn.id)
+        forwarding = [
+            (name, value) for name in FORWARDING_HOST_HEADERS for value in headers.get_all(name)
+        ]
+        forwarding += [("Forwarded host", h) for h in forwarded_hosts(headers.get_all("forwarded"))]
+        return AuthorityClaims(
+            scheme=request.scheme,
+            decided_host=request.host,
+            decided_port=request.port,
+            tunnel=tunnel,
+            # Only inside a tunnel does the client's SNI name the target (outside one it
+            # would name the proxy itself).
+            sni=flow.client_conn.sni if tunnel is not None else None,
+            target=request.authority or None,
+            target_label=":authority" if request.is_http2 else "absolute-form target",
+            # Reverse routes rewrite Host to the route target (the client named the gate).
+            host_headers=() if reverse else tuple(headers.get_all("host")),
+            forwarding=tuple(forwarding),
+        )
 
     # -- the decision --------------------------------------------------------------------------
 
@@ -133,6 +179,11 @@ class GateDecision:
             raise RuntimeError("request reached the decision without an identity")
         started = time.perf_counter()
         request = flow.request
+        if request.trailers:
+            # Fields after the body are not part of what the gate decides on, and
+            # servers disagree on whether they may change its meaning: refuse them.
+            refuse(flow, bad_request("trailers_not_allowed", "request trailers are refused"))
+            return
         body = self._body(flow)
         if body is None:
             return
@@ -215,12 +266,21 @@ class GateDecision:
         fingerprint: str,
     ) -> None:
         request = flow.request
-        text = body.decode("utf-8", errors="replace") if body else None
-        record_count = None
-        kind = payload_type(request.headers.get("Content-Type", ""))
-        if match.extract_records and text:
-            with contextlib.suppress(ValueError):
-                record_count = extract_record_count(json.loads(text), match.extract_records)
+        content_type = request.headers.get("Content-Type", "")
+        kind = payload_type(content_type)
+        # Read the body the way the upstream will (charset, BOM, UTF-16/32): the policy,
+        # the term scan and the record count all see that text.
+        decoded = decode_body(body, content_type)
+        text = decoded.text
+        record_count: int | None = None
+        count_problem: RecordCountProblem | None = None
+        if match.extract_records:
+            if not body:
+                record_count = 0
+            else:
+                parsed = decode_json(text) if text is not None and decoded.ok else NOT_JSON
+                counted = count_records(parsed, match.extract_records)
+                record_count, count_problem = counted.count, counted.problem
         # Shadow from the gate, the destination or the policy: any one of them is enough.
         policy = self.runtime.service.policies().get(match.policy or "")
         shadow = "shadow" in (
@@ -238,6 +298,24 @@ class GateDecision:
                 match.reason_code or "destination_blocked",
                 f"{match.host}{match.path} is blocked by the destination registry",
             )
+        elif decoded.problem in ("ambiguous_charset", "unknown_charset"):
+            force_block = (
+                "ambiguous_body",
+                f"the body's encoding is in doubt ({decoded.problem}: Content-Type says "
+                f"{content_type!r}); send UTF-8 JSON, or one consistent charset",
+            )
+        elif count_problem is RecordCountProblem.AMBIGUOUS:
+            force_block = (
+                count_problem.value,
+                f"the record path {match.extract_records} matches more than one key "
+                "(duplicates or keys that differ only in case)",
+            )
+        force_pending, pending_reason = None, "manual_review_required"
+        if match.require_approval:
+            force_pending = "registry_require_approval"
+        elif count_problem is RecordCountProblem.UNKNOWN:
+            # The threshold cannot be applied to a count we could not read: a human decides.
+            force_pending, pending_reason = "extract_records", count_problem.value
         destination = match.destination or f"{match.host}.http"
         proposal = ProposeInput(
             destination=destination,
@@ -252,7 +330,8 @@ class GateDecision:
             fingerprint=fingerprint,
             payload_size=len(body),
             shadow=shadow,
-            force_pending="registry_require_approval" if match.require_approval else None,
+            force_pending=force_pending,
+            force_pending_reason=pending_reason,
             force_block=force_block,
             execute_if_approved=not shadow,
         )
@@ -407,6 +486,57 @@ class GateDecision:
             latency_ms=0.0,
             source=source,
         )
+
+
+def canonical_authority(flow: http.HTTPFlow) -> None:
+    """Send the decided authority in one canonical spelling, and only there.
+
+    HTTP/1 goes upstream in origin-form with exactly one Host header; HTTP/2 carries it
+    in :authority. Upstreams then have one name to route on: the one that was checked.
+    """
+    request = flow.request
+    host = normalize_host(request.host)
+    shown = f"[{host}]" if ":" in host else host
+    if request.port != DEFAULT_PORTS.get(request.scheme, -1):
+        shown = f"{shown}:{request.port}"
+    if request.is_http2 or request.is_http3:
+        request.authority = shown
+        if "host" in request.headers:
+            request.headers["Host"] = shown
+        return
+    request.authority = ""
+    request.headers["Host"] = shown
+
+
+def bad_request(error: str, message: str) -> http.Response:
+    return gate_response(
+        400,
+        status="blocked",
+        reason_code=error,
+        message=message,
+        error=error,
+        headers={"Connection": "close"},
+    )
+
+
+def authority_refusal(problem: AuthorityProblem) -> http.Response:
+    return gate_response(
+        problem.status,
+        status="blocked",
+        reason_code=problem.reason_code,
+        message=problem.message,
+        error=problem.reason_code,
+        claim=problem.claim,
+    )
+
+
+def _absolute_form_on_reverse() -> AuthorityProblem:
+    return AuthorityProblem(
+        400,
+        "invalid_authority",
+        "reverse-proxy routes take origin-form requests (a path), not a URL",
+        "absolute-form target",
+    )
 
 
 def iso_in_seconds(seconds: float) -> str:

@@ -7,13 +7,18 @@ Two hooks, because mitmproxy opens upstream connections after the request hooks:
    every answer checked (``core/egress.py``). A denial is a 403 ``egress_address_denied``
    before any connection exists. The checked addresses are remembered per client
    connection and (host, port).
-2. ``server_connect``: mitmproxy is about to open a TCP connection. The address is replaced
-   by the checked IP, so the socket layer never resolves the name again: a DNS answer
+2. ``server_connect``: mitmproxy is about to open a TCP connection to ``server.address``,
+   a (name, port) pair. The address is left alone — mitmproxy matches later requests to
+   this connection by it, so changing it would stop connection reuse, and it is frozen
+   once the connection opens — and the *resolution* is pinned instead: the checked
+   addresses are put in a context variable of the task that opens the socket, and the
+   loop's ``getaddrinfo`` (wrapped once, see ``pin_resolution``) answers that exact
+   (name, port) from them. So the socket layer never asks DNS again, and a DNS answer
    that changes between check and connect (rebinding) cannot reach an internal host. A
    connection nobody checked (no remembered answer) is resolved and checked right here,
-   and refused by setting ``server.error``. ``server_connected`` puts the name back on the
-   connection, so TLS SNI, certificate checks, the Host header and connection reuse keep
-   using the name; only the socket used the pinned address.
+   and refused by setting ``server.error``. ``server_connected`` then verifies the peer
+   address is one of the checked ones and aborts the connection otherwise. TLS to the
+   upstream uses the checked name as SNI, never a name the client chose.
 
 Redirects are not followed: mitmproxy hands a 3xx to the agent like any other response,
 and the agent's follow-up request comes back through the gate and is checked again.
@@ -23,15 +28,18 @@ hooks the connection is killed. mitmproxy would log an addon exception and conne
 """
 
 import asyncio
+import contextvars
+import ipaddress
 import logging
+import socket
 import time
 from typing import Any
 
-from mitmproxy import connection, http
+from mitmproxy import connection, ctx, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from addons.guard import fail_closed, gate_response, refuse
-from gate_proxy.core.egress import Verdict
+from gate_proxy.core.egress import Verdict, parse_host_address
 from gate_proxy.egress_resolver import EgressResolver
 from gate_proxy.logs import log_decision
 
@@ -48,8 +56,8 @@ class EgressGuard:
         self.egress = resolver or EgressResolver.from_settings(runtime.settings)
         # client connection id -> (host, port) -> checked addresses, IPv4 first
         self._pins: dict[str, Pins] = {}
-        # server connection id -> the (host, port) it had before we pinned its address
-        self._names: dict[str, tuple[str, int]] = {}
+        # server connection id -> the addresses it may connect to (checked in server_connected)
+        self._checked: dict[str, frozenset[str]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
 
     # -- the request: check before anything connects --------------------------------------
@@ -126,13 +134,19 @@ class EgressGuard:
 
     async def _pin(self, data: ServerConnectionHookData) -> None:
         server = data.server
-        if not self.egress.enabled or server.error or server.address is None:
+        if server.error or server.address is None:
+            return
+        host, port = server.address[0], server.address[1]
+        if server.tls and parse_host_address(host) is None:
+            # The upstream TLS name is the decided host (the one the request was checked
+            # against), never the SNI the client sent inside its tunnel.
+            server.sni = _key(host)
+        if not self.egress.enabled:
             return
         if server.via is not None:
             # An upstream proxy would resolve the name itself; the gate never configures one.
             server.error = f"{REASON_CODE}: upstream proxies bypass the egress check"
             return
-        host, port = server.address[0], server.address[1]
         addresses = self._pins.get(data.client.id, {}).get((_key(host), port))
         if addresses is None:
             verdict = await self.egress.check(host, port)
@@ -144,21 +158,30 @@ class EgressGuard:
                 )
                 return
             addresses = verdict.addresses
-        self._names[server.id] = (host, port)
-        server.address = (addresses[0], port)
+        pin_resolution(host, port, addresses)
+        self._checked[server.id] = frozenset(addresses)
 
     def server_connected(self, data: ServerConnectionHookData) -> None:
-        self._restore(data.server)
+        checked = self._checked.pop(data.server.id, None)
+        peer = data.server.peername
+        if checked is None or peer is None:
+            return
+        try:
+            peer_ip = ipaddress.ip_address(peer[0])
+            if any(peer_ip == ipaddress.ip_address(a) for a in checked):
+                return
+        except ValueError:
+            pass
+        # Unreachable unless the pin was bypassed: never send a byte to that peer.
+        log.error(
+            "egress: connected peer is not a checked address; aborting",
+            extra={"event": "egress_pin_violation"},
+        )
+        data.server.error = f"{REASON_CODE}: connected to an unchecked address"
+        abort_server_connection(data)
 
     def server_connect_error(self, data: ServerConnectionHookData) -> None:
-        self._restore(data.server)
-
-    def _restore(self, server: connection.Server) -> None:
-        name = self._names.pop(server.id, None)
-        if name is not None:
-            # The socket is connected (or failed); the name is what SNI, certificate
-            # checks and connection reuse must see from here on.
-            server.address = name
+        self._checked.pop(data.server.id, None)
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._pins.pop(client.id, None)
@@ -166,3 +189,75 @@ class EgressGuard:
 
 def _key(host: str) -> str:
     return host.rstrip(".").lower()
+
+
+# -- pinned resolution ----------------------------------------------------------------------
+
+# (name, port, checked addresses) for the socket the current task is about to open.
+_PINNED: contextvars.ContextVar[tuple[str, int, tuple[str, ...]] | None] = contextvars.ContextVar(
+    "gate_egress_pin", default=None
+)
+
+
+def pin_resolution(host: str, port: int, addresses: tuple[str, ...]) -> None:
+    """Make the next resolution of (host, port) in this task answer ``addresses`` only.
+
+    mitmproxy runs the ``server_connect`` hook and then ``asyncio.open_connection`` in the
+    same task, so a context variable set in the hook is what the connect sees, and no
+    other task (another client, a webhook) is affected.
+    """
+    _install_pinned_getaddrinfo(asyncio.get_running_loop())
+    _PINNED.set((host, port, tuple(addresses)))
+
+
+def _install_pinned_getaddrinfo(loop: asyncio.AbstractEventLoop) -> None:
+    if getattr(loop.getaddrinfo, "_gate_pinned", False):
+        return
+    original = loop.getaddrinfo
+
+    async def getaddrinfo(
+        host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[Any]:
+        pin = _PINNED.get()
+        if pin is not None and host == pin[0] and _port(port) == pin[1]:
+            return _addrinfo(pin[2], pin[1], family)
+        return await original(host, port, family=family, type=type, proto=proto, flags=flags)
+
+    getaddrinfo._gate_pinned = True  # type: ignore[attr-defined]
+    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+
+
+def _port(port: Any) -> int | None:
+    try:
+        return int(port)
+    except (TypeError, ValueError):
+        return None
+
+
+def _addrinfo(addresses: tuple[str, ...], port: int, family: int) -> list[Any]:
+    infos = []
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        if ip.version == 6:
+            if family not in (0, socket.AF_INET6):
+                continue
+            infos.append((socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                          (address, port, 0, 0)))  # fmt: skip
+        else:
+            if family not in (0, socket.AF_INET):
+                continue
+            infos.append((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                          (address, port)))  # fmt: skip
+    if not infos:
+        raise OSError(f"no checked address of the requested family for port {port}")
+    return infos
+
+
+def abort_server_connection(data: ServerConnectionHookData) -> None:
+    master = getattr(ctx, "master", None)
+    proxyserver = master.addons.get("proxyserver") if master is not None else None
+    handler = proxyserver.connections.get(data.client.id) if proxyserver else None
+    io = handler.transports.get(data.server) if handler else None
+    writer = getattr(io, "writer", None)
+    if writer is not None:
+        writer.transport.abort()

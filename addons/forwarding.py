@@ -6,17 +6,20 @@ import logging
 from typing import Any
 
 from mitmproxy import ctx, http
-from mitmproxy.proxy import events
+from mitmproxy.proxy import commands, events
 from mitmproxy.proxy.layers.http import _http1, _http2
 
 from addons.decision import InFlight
-from addons.guard import fail_closed
+from addons.guard import fail_closed, gate_response
 from addons.identity import strip_gate_headers
+from gate_proxy.core.headers import HeadLimits, check_head
 from gate_proxy.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("gate.proxy")
 
 STREAM_OVER_BYTES = 1024 * 1024
+# Upstream responses may carry more than agents' requests (cookies, CSPs), within reason.
+RESPONSE_LIMITS = HeadLimits(max_headers=500, max_bytes=256 * 1024)
 
 
 def _json_error_body(status_code: int, message: str) -> bytes:
@@ -46,6 +49,37 @@ def install_json_errors() -> None:
     _http2.format_error = _json_error_body
 
 
+def install_trailer_refusal() -> None:
+    """mitmproxy 12 crashes the whole connection on an HTTP/1 message with trailers
+    ("HTTP trailers are not implemented yet"), leaving the client hanging. Turn that
+    into the protocol error it is: 400 for a request, 502 for a response."""
+    connection_class = _http1.Http1Connection
+    original = connection_class.read_body
+    if getattr(original, "_gate_refuses_trailers", False):
+        return
+
+    def read_body(self: Any, event: Any) -> Any:
+        try:
+            yield from original(self, event)
+        except NotImplementedError as exc:
+            if "trailers" not in str(exc):
+                raise
+            message = "HTTP/1 trailers are refused by the gate (trailers_not_allowed)"
+            if isinstance(self, _http1.Http1Server):
+                # A request body error gets no answer from mitmproxy: send the 400 here,
+                # as mitmproxy does for a bad request head.
+                yield commands.SendData(self.conn, _http1.make_error_response(400, message))
+            yield _http1.ReceiveHttp(
+                self.ReceiveProtocolError(
+                    self.stream_id, message, code=self.ReceiveProtocolError.code
+                )
+            )
+            yield commands.CloseConnection(self.conn)
+
+    read_body._gate_refuses_trailers = True  # type: ignore[attr-defined]
+    connection_class.read_body = read_body  # type: ignore[method-assign]
+
+
 def synthetic_timeout_response(timeout_s: float) -> bytes:
     body = json.dumps(
         {
@@ -69,6 +103,7 @@ class GateForwarding:
 
     def load(self, loader: Any) -> None:
         install_json_errors()
+        install_trailer_refusal()
 
     @fail_closed("forward")
     def request(self, flow: http.HTTPFlow) -> None:
@@ -107,6 +142,14 @@ class GateForwarding:
         if flow.response is None or flow.metadata.get("gate_answered"):
             return
         response = flow.response
+        problem = check_head(response.headers.fields, RESPONSE_LIMITS)
+        if problem is not None:
+            # The write may have happened upstream; the agent still gets no header block
+            # that could stall the gate or be read two ways. The response hook replaces
+            # it once mitmproxy has read the body (replacing it here would mix our
+            # headers with the upstream's body); the ledger keeps the upstream's status.
+            flow.metadata["gate_bad_response_head"] = problem.message
+            return
         strip_gate_headers(response.headers)
         if flow.metadata.get("gate_upstream_timeout"):
             response.headers["X-Gate-Decision"] = "error"  # our own 504, not the upstream's
@@ -119,10 +162,23 @@ class GateForwarding:
 
     @fail_closed("response")
     def response(self, flow: http.HTTPFlow) -> None:
-        in_flight: InFlight | None = flow.metadata.pop("gate_in_flight", None)
-        if in_flight is None or flow.response is None:
+        if flow.response is None:
             return
         code = flow.response.status_code
+        refused_head = flow.metadata.pop("gate_bad_response_head", None)
+        if refused_head is not None:
+            self.runtime.service.metrics.upstream_errors.inc("bad_response_head")
+            flow.response = gate_response(
+                502,
+                status="error",
+                reason_code="upstream_response_invalid",
+                message=f"the upstream's response was refused: {refused_head}",
+                error="upstream_response_invalid",
+                headers={"Connection": "close"},
+            )
+        in_flight: InFlight | None = flow.metadata.pop("gate_in_flight", None)
+        if in_flight is None:
+            return
         if flow.metadata.get("gate_upstream_timeout"):
             self._record(in_flight, False, {"error": "upstream_timeout", "status_code": code})
             return

@@ -15,7 +15,6 @@ from mitmproxy import http
 
 log = logging.getLogger("gate.proxy")
 
-GATE_HEADER_PREFIX = "x-gate-"
 # Chaos switch for fail-closed drills (and the tests): hooks named here raise on entry.
 # Documented in docs/operations.md; never set it in production.
 CHAOS_FAIL_HOOKS = frozenset(
@@ -41,6 +40,7 @@ def gate_response(
         "intentId": intent_id,
         "reason_code": reason_code,
         "blockReason": message,
+        "message": message,
         "destination": destination,
         "policy": policy,
         **extra,

@@ -11,7 +11,8 @@ import logging
 from mitmproxy import connection, http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from addons.guard import GATE_HEADER_PREFIX, fail_closed, gate_response, refuse
+from addons.guard import fail_closed, gate_response, refuse
+from gate_proxy.core.headers import HeadLimits, check_head, hygienic_fields
 from gate_proxy.errors import GateError
 from gate_proxy.keys import hash_key
 from gate_proxy.principal import Principal
@@ -20,17 +21,6 @@ from gate_proxy.proxy.runtime import ProxyRuntime
 log = logging.getLogger("gate.proxy")
 
 REALM = 'Basic realm="gate-proxy"'
-# Headers that describe one hop, never the request (RFC 9110 §7.6.1), plus proxy ones.
-HOP_BY_HOP = (
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "upgrade",
-)
 
 
 def is_reverse(flow: http.HTTPFlow) -> bool:
@@ -89,6 +79,8 @@ class GateIdentity:
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
+        if refuse_bad_head(flow, flow.request.headers.fields, REQUEST_LIMITS):
+            return
         try:
             principal, key_hash = await self._from_basic(
                 flow.request.headers.get("Proxy-Authorization")
@@ -110,8 +102,12 @@ class GateIdentity:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        reverse = is_reverse(flow)
         headers = flow.request.headers
+        # Before anything reads a header: bounded size, and no field servers could read
+        # differently (obs-fold, bare CR/LF, names with spaces).
+        if refuse_bad_head(flow, headers.fields, REQUEST_LIMITS):
+            return
+        reverse = is_reverse(flow)
         service = self.runtime.service
         try:
             if reverse and headers.get("X-Gate-Key"):
@@ -136,27 +132,35 @@ class GateIdentity:
         strip_gate_headers(flow.request.headers)
 
 
+REQUEST_LIMITS = HeadLimits()
+
+
+def refuse_bad_head(
+    flow: http.HTTPFlow, fields: tuple[tuple[bytes, bytes], ...], limits: HeadLimits
+) -> bool:
+    problem = check_head(fields, limits)
+    if problem is None:
+        return False
+    refuse(
+        flow,
+        gate_response(
+            problem.status,
+            status="blocked",
+            reason_code=problem.error,
+            message=problem.message,
+            error=problem.error,
+            # The client may still be sending a head or body the gate will not read.
+            headers={"Connection": "close"},
+        ),
+    )
+    return True
+
+
 def strip_gate_headers(headers: http.Headers) -> None:
     """Remove the gate's own headers, Proxy-* and hop-by-hop headers (RFC 9110 §7.6.1).
 
-    Used on requests going upstream and on responses coming back, so neither side sees
-    the other hop's headers, and an upstream cannot pose as the gate with X-Gate-*.
+    One linear pass over the raw fields (see gate_proxy/core/headers.py).
     """
-    connection_listed = {
-        token.strip().lower()
-        for value in headers.get_all("Connection")
-        for token in value.split(",")
-        if token.strip()
-    }
-    websocket = headers.get("Upgrade", "").lower() == "websocket"
-    for name in list(headers.keys()):
-        lower = name.lower()
-        if websocket and lower in ("upgrade", "connection"):
-            continue  # the websocket handshake needs them, and it is governed like any request
-        if (
-            lower.startswith(GATE_HEADER_PREFIX)
-            or lower.startswith("proxy-")
-            or lower in HOP_BY_HOP
-            or lower in connection_listed
-        ):
-            del headers[name]
+    kept = hygienic_fields(headers.fields)
+    if len(kept) != len(headers.fields):
+        headers.fields = kept

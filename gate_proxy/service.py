@@ -77,7 +77,8 @@ class ProposeInput:
     payload_sha256: str | None = None
     shadow: bool = False
     # Set by the proxy when the registry entry forces approval or a block of its own.
-    force_pending: str | None = None
+    force_pending: str | None = None  # the rule that forces a review
+    force_pending_reason: str = "manual_review_required"
     force_block: tuple[str, str] | None = None
     # The proxy forwards an auto-approved request at once: record the write-ahead
     # execution_requested event in the same commit as the decision.
@@ -399,7 +400,7 @@ class GateService:
             return _replace_decision(
                 decision,
                 "pending_approval",
-                "manual_review_required",
+                request.force_pending_reason,
                 None,
                 rule=request.force_pending,
             )

@@ -30,7 +30,7 @@ from gate_proxy.core.egress import (
     parse_host_address,
     parse_ipv4_any,
 )
-from gate_proxy.egress_resolver import EgressResolver, own_listeners
+from gate_proxy.egress_resolver import EgressResolver, allow_from_settings, own_listeners
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.proxy import CaFiles, ProxyEngine, ensure_ca
 from gate_proxy.proxy import Listener as ProxyListener
@@ -95,6 +95,13 @@ DENIED = [
     ("::8.8.8.8", "deprecated_transition"),
     ("2002:808:808::1", "deprecated_transition"),
     ("2001:0:808:808::f7f7:fbfb", "deprecated_transition"),  # Teredo, public v4s
+    # IPv4-translated ::ffff:0:a.b.c.d (SIIT), not the mapped ::ffff:a.b.c.d
+    ("::ffff:0:a9fe:a9fe", "link_local"),
+    ("::ffff:0:7f00:1", "loopback"),
+    ("::ffff:0:808:808", "deprecated_transition"),
+    # local-use NAT64 64:ff9b:1::/48: the operator's own translator, always denied
+    ("64:ff9b:1::a9fe:a9fe", "link_local"),
+    ("64:ff9b:1::808:808", "local_nat64"),
 ]
 
 
@@ -103,6 +110,30 @@ def test_denied_addresses(address: str, reason: str) -> None:
     assert classify(address) == reason
     verdict = check_addresses([address], NO_ALLOW, port=443)
     assert (verdict.allowed, verdict.reason) == (False, reason)
+
+
+# What webhooks accepted when they trusted ipaddress.is_global (security issue 9, item 14).
+IS_GLOBAL_LIES = [
+    ("64:ff9b::a9fe:a9fe", "link_local", "nat64 embeds 169.254.169.254"),
+    ("64:ff9b::7f00:1", "loopback", "nat64 embeds 127.0.0.1"),
+    ("::169.254.169.254", "link_local", "ipv4_compatible embeds 169.254.169.254"),
+    ("::ffff:0:a9fe:a9fe", "link_local", "ipv4_translated embeds 169.254.169.254"),
+    ("::127.0.0.1", "loopback", "ipv4_compatible embeds 127.0.0.1"),
+    ("fec0::1", "site_local", ""),
+]
+
+
+@pytest.mark.parametrize(("address", "reason", "detail"), IS_GLOBAL_LIES)
+def test_addresses_python_calls_global_are_denied_with_the_embedded_reason(
+    address: str, reason: str, detail: str
+) -> None:
+    assert ipaddress.ip_address(address).is_global  # why the table does not use it
+    verdict = check_addresses([address], NO_ALLOW, port=80)
+    canonical = str(ipaddress.ip_address(address))  # ::169.254.169.254 is ::a9fe:a9fe
+    assert (verdict.allowed, verdict.reason, verdict.address) == (False, reason, canonical)
+    assert verdict.detail.startswith(detail)
+    if "169.254.169.254" in detail:
+        assert "cloud metadata" in verdict.message
 
 
 ALLOWED = [
@@ -264,6 +295,29 @@ async def test_resolution_errors_and_timeouts_deny() -> None:
     assert (verdict.allowed, verdict.reason) == (False, "unresolvable")
 
 
+def test_check_literal_needs_no_dns_and_leaves_names_alone() -> None:
+    dns = FakeDns([PUBLIC_V4])
+    resolver = EgressResolver(NO_ALLOW, dns)
+    denied = resolver.check_literal("[64:ff9b::a9fe:a9fe]", 80)
+    assert denied is not None and (denied.allowed, denied.reason) == (False, "link_local")
+    allowed = resolver.check_literal("0x08.8.8.8", 80)
+    assert allowed is not None and allowed.addresses == ("8.8.8.8",)
+    assert resolver.check_literal("example.test", 80) is None
+    assert dns.calls == []
+
+
+def test_allow_from_settings_adds_extra_entries_and_can_ignore_the_off_switch() -> None:
+    settings = Settings(port=4100, egress_allow=["10.0.0.0/8"], egress_check=False)
+    allow = allow_from_settings(settings, extra_allow=["192.168.0.0/16"], always_check=True)
+    assert allow.enabled
+    assert check_addresses(["10.1.1.1"], allow, port=80).allowed
+    assert check_addresses(["192.168.1.1"], allow, port=80).allowed
+    assert not check_addresses(["127.0.0.1"], allow, port=80).allowed
+    assert not allow_from_settings(settings).enabled  # the proxy's own reading is unchanged
+    with pytest.raises(ValueError, match="egress_allow"):
+        allow_from_settings(Settings(), extra_allow=["not a host!"])
+
+
 def test_resolver_from_settings_reads_allowlist_and_ports() -> None:
     settings = Settings(port=4100, proxy_port=4101, reverse_port=4102, egress_allow=["::1/128"])
     resolver = EgressResolver.from_settings(settings)
@@ -304,10 +358,42 @@ async def test_rebinding_answer_is_never_used_the_checked_address_is() -> None:
     data = connect_data(flow, "rebind.test", 80)
     await guard.server_connect(data)
     assert data.server.error is None
-    assert data.server.address == (PUBLIC_V4, 80)  # pinned: the socket never resolves
+    # The address keeps the name (mitmproxy reuses connections by it); the resolution the
+    # socket layer does next, in this task, answers the checked address only.
+    assert data.server.address == ("rebind.test", 80)
+    infos = await asyncio.get_running_loop().getaddrinfo("rebind.test", 80)
+    assert [info[4][:2] for info in infos] == [(PUBLIC_V4, 80)]
     assert len(dns.calls) == 1
+
+
+async def test_pinned_resolution_is_confined_to_the_connecting_task() -> None:
+    dns = FakeDns([PUBLIC_V4], ["127.0.0.1"])
+    guard = EgressGuard(runtime(), resolver=EgressResolver(NO_ALLOW, dns))
+    flow = flow_to("localhost", 80)
+    await guard.request(flow)
+    data = connect_data(flow, "localhost", 80)
+
+    async def connect() -> list[Any]:
+        await guard.server_connect(data)
+        return await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+
+    pinned = await asyncio.create_task(connect())
+    assert {info[4][0] for info in pinned} == {PUBLIC_V4}
+    # Another task (another client, a webhook) resolves normally.
+    other = await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+    assert PUBLIC_V4 not in {info[4][0] for info in other}
+
+
+async def test_a_peer_that_is_not_a_checked_address_is_refused() -> None:
+    dns = FakeDns([PUBLIC_V4])
+    guard = EgressGuard(runtime(), resolver=EgressResolver(NO_ALLOW, dns))
+    flow = flow_to("pinned.test", 80)
+    await guard.request(flow)
+    data = connect_data(flow, "pinned.test", 80)
+    await guard.server_connect(data)
+    data.server.peername = ("127.0.0.1", 80)  # as if the pin had been bypassed
     guard.server_connected(data)
-    assert data.server.address == ("rebind.test", 80)  # the name again, for SNI and reuse
+    assert data.server.error and data.server.error.startswith("egress_address_denied")
 
 
 async def test_rebinding_to_loopback_is_refused_before_any_connection() -> None:
@@ -354,9 +440,12 @@ class StopAtConnect:
     def __init__(self) -> None:
         self.addresses: list[tuple[str, int]] = []
 
-    def server_connect(self, data: ServerConnectionHookData) -> None:
-        self.addresses.append(tuple(data.server.address))  # type: ignore[arg-type]
+    async def server_connect(self, data: ServerConnectionHookData) -> None:
         if not data.server.error:
+            # What the socket layer would connect to: the pinned resolution of the name.
+            host, port = data.server.address  # type: ignore[misc]
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+            self.addresses.extend((info[4][0], port) for info in infos)
             data.server.error = "stopped by the test before connecting"
 
 

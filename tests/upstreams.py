@@ -202,6 +202,7 @@ class Reply:
     chunks: Iterable[bytes] | None = None  # if set: sent with chunked encoding, one by one
     chunk_interval: float = 0.0  # pause before each chunk after the first
     delay: float = 0.0  # pause before the status line
+    reason: str | None = None  # HTTP/1 reason phrase; None: the standard one for the status
 
 
 Handler = Callable[[RecordedRequest], Reply]
@@ -368,7 +369,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         if reply.delay:
             time.sleep(reply.delay)
-        self.send_response(reply.status)
+        self.send_response(reply.status, reply.reason)
         for k, v in reply.headers.items():
             self.send_header(k, v)
         no_body = self.command == "HEAD" or reply.status in (204, 304) or reply.status < 200
@@ -418,6 +419,7 @@ class Upstream:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._connections: list[RecordedConnection] = []
+        self._snis: list[str | None] = []  # the TLS server name of each handshake
         self._open_socks: set[socket.socket] = set()
         self._cond = threading.Condition(self._lock)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -440,6 +442,7 @@ class Upstream:
             ctx.load_cert_chain(str(self._cert[0]), str(self._cert[1]))
             if self._alpn:
                 ctx.set_alpn_protocols(self._alpn)
+            ctx.sni_callback = self._record_sni
             self.ssl_context = ctx
         self._server = _Server(self)
         self._thread = threading.Thread(
@@ -505,10 +508,17 @@ class Upstream:
         with self._lock:
             return list(self._connections)
 
+    @property
+    def snis(self) -> list[str | None]:
+        """The server name (SNI) each TLS handshake asked for, None when it sent none."""
+        with self._lock:
+            return list(self._snis)
+
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
             self._connections.clear()
+            self._snis.clear()
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """Block until at least ``n`` requests were recorded; raise TimeoutError otherwise."""
@@ -536,6 +546,10 @@ class Upstream:
             self._open_socks.add(sock)
             self._cond.notify_all()
             return conn_id
+
+    def _record_sni(self, sock: Any, server_name: str | None, context: Any) -> None:
+        with self._lock:
+            self._snis.append(server_name)
 
     def _replace_socket(self, old: socket.socket, new: socket.socket) -> None:
         with self._lock:

@@ -80,6 +80,9 @@ def redact_payload(
         preview = redact_text(payload[:window])
     if mask is not None:
         preview = mask(preview)
+    # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 store can hold: show it
+    # as the escape it was.
+    preview = preview.encode("utf-8", "backslashreplace").decode("utf-8")
     return _truncate(preview, limit)
 
 
