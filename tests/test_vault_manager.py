@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import brotli
 import pytest
+import zstandard
 from vault_fake import MOTO_ENV, FakeVault, MotoServer, start_moto_server
 
 from gate_proxy.vault import (
@@ -28,6 +32,17 @@ from gate_proxy.vault import (
 from gate_proxy.vault.cli import vault_check
 from gate_proxy.vault.config import OnePasswordSettings
 from gate_proxy.vault.providers import OnePasswordProvider
+from gate_proxy.vault.scrubbing import (
+    BodyDecodeError,
+    BodyDecoder,
+    StreamScrubber,
+    UnsupportedEncoding,
+    check_transfer_coding,
+    content_coding,
+    decode_body,
+    scrub_fields,
+    without_fields,
+)
 
 VAULT_SECRET = "sk_live_vault_5f3c2a9e"
 
@@ -531,3 +546,188 @@ def test_repr_of_objects_holding_secrets(vault: FakeVault, monkeypatch: pytest.M
     for obj in (manager, cached, cached.secret, manager.plan(injection, VAULT_SECRET)):
         assert VAULT_SECRET not in repr(obj)
     manager.close()
+
+
+# --------------------------------------------------------------------------- response scrubbing
+# gate_proxy.vault.scrubbing: content codings, decoders, the stream scrubber, header fields.
+
+ECHO_SECRET = b"sk_live_echo_0123456789"
+ECHO_SCRUBS = (b"Bearer " + ECHO_SECRET, ECHO_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("values", "coding"),
+    [
+        ([], None),
+        ([b""], None),
+        ([b"identity"], None),
+        ([b"gzip"], "gzip"),
+        ([b"GZip"], "gzip"),
+        ([b"x-gzip"], "gzip"),
+        ([" deflate "], "deflate"),
+        ([b"br"], "br"),
+        ([b"zstd"], "zstd"),
+        ([b"identity, gzip"], "gzip"),
+        ([b"gzip", b"identity"], "gzip"),
+    ],
+)
+def test_content_coding(values: list[bytes | str], coding: str | None) -> None:
+    assert content_coding(values) == coding
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [b"gzip, br"],  # stacked in one field
+        [b"gzip", b"gzip"],  # stacked over two fields
+        [b"compress"],
+        [b"x-compress"],
+        [b"base64"],  # a Python codec, but no HTTP content coding
+        [b"aes128gcm"],
+        [b"gzip;q=1"],
+    ],
+)
+def test_content_coding_refuses_what_it_cannot_undo(values: list[bytes]) -> None:
+    with pytest.raises(UnsupportedEncoding):
+        content_coding(values)
+
+
+@pytest.mark.parametrize(
+    ("values", "ok"),
+    [
+        ([], True),
+        ([b"chunked"], True),
+        ([b"Chunked"], True),
+        ([b"identity"], True),
+        ([b"gzip, chunked"], False),
+        ([b"gzip", b"chunked"], False),
+        ([b"deflate"], False),
+        ([b"compress, chunked"], False),
+    ],
+)
+def test_check_transfer_coding(values: list[bytes], ok: bool) -> None:
+    if ok:
+        check_transfer_coding(values)
+    else:
+        with pytest.raises(UnsupportedEncoding, match="transfer coding"):
+            check_transfer_coding(values)
+
+
+PLAIN = b"".join(b"line %d: %s\n" % (i, ECHO_SECRET) for i in range(2000))
+ENCODINGS = [
+    ("gzip", gzip.compress(PLAIN)),
+    ("gzip", gzip.compress(PLAIN[:1000]) + gzip.compress(PLAIN[1000:]) + b"\0\0"),  # 2 members
+    ("deflate", zlib.compress(PLAIN)),
+    ("deflate", zlib.compress(PLAIN)[2:-4]),  # raw deflate, as some servers send it
+    ("br", brotli.compress(PLAIN)),
+    ("zstd", zstandard.ZstdCompressor().compress(PLAIN)),
+    (
+        "zstd",
+        zstandard.ZstdCompressor().compress(PLAIN[:999])
+        + zstandard.ZstdCompressor().compress(PLAIN[999:]),
+    ),
+]
+
+
+@pytest.mark.parametrize(("coding", "encoded"), ENCODINGS)
+@pytest.mark.parametrize("piece", [1, 7, 4096, 10**9])
+def test_body_decoder_in_any_pieces(coding: str, encoded: bytes, piece: int) -> None:
+    decoder = BodyDecoder(coding)
+    parts = [decoder.feed(encoded[i : i + piece]) for i in range(0, len(encoded), piece)]
+    assert b"".join(parts) + decoder.finish() == PLAIN
+    assert decode_body(encoded, coding) == PLAIN
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_body_decoder_refuses_garbage(coding: str) -> None:
+    with pytest.raises(BodyDecodeError) as info:
+        decode_body(
+            b"\x1f\x8b\x08\x00" + b"\xff" * 64 if coding == "gzip" else b"\xff" * 64, coding
+        )
+    assert "\xff" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("coding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("br", lambda data: brotli.compress(data, quality=1)),
+        ("zstd", zstandard.ZstdCompressor().compress),
+    ],
+)
+def test_body_decoder_stops_a_decompression_bomb(coding: str, compress: Any) -> None:
+    bomb = compress(b"\0" * (64 * 1024 * 1024))
+    assert len(bomb) < 1024 * 1024
+    decoder = BodyDecoder(coding, max_output=1024 * 1024)
+    with pytest.raises(BodyDecodeError, match="more than"):
+        decoder.feed(bomb)
+    assert decoder.decoded < 4 * 1024 * 1024  # it stopped early, not after decoding it all
+
+
+def test_unsupported_coding_has_no_decoder() -> None:
+    with pytest.raises(UnsupportedEncoding):
+        BodyDecoder("compress")
+
+
+def feed_all(scrubber: StreamScrubber, chunks: list[bytes]) -> bytes:
+    out: list[bytes] = []
+    for chunk in [*chunks, b""]:
+        produced = scrubber(chunk)
+        assert all(produced), "an empty chunk would end mitmproxy's chunked body"
+        out += produced
+    return b"".join(out)
+
+
+BODY = b"data: Bearer " + ECHO_SECRET + b"\n\nraw " + ECHO_SECRET + b" tail"
+SCRUBBED_BODY = b"data: [REDACTED]\n\nraw [REDACTED] tail"
+
+
+@pytest.mark.parametrize("cut", range(1, len(BODY)))
+def test_stream_scrubber_finds_a_secret_split_anywhere(cut: int) -> None:
+    assert feed_all(StreamScrubber(ECHO_SCRUBS), [BODY[:cut], BODY[cut:]]) == SCRUBBED_BODY
+
+
+def test_stream_scrubber_byte_by_byte_and_small_chunks() -> None:
+    one_by_one = [BODY[i : i + 1] for i in range(len(BODY))]
+    assert feed_all(StreamScrubber(ECHO_SCRUBS), one_by_one) == SCRUBBED_BODY
+    assert feed_all(StreamScrubber(ECHO_SCRUBS), [b"hi", b"!"]) == b"hi!"
+
+
+@pytest.mark.parametrize("piece", [1, 5, 64])
+def test_stream_scrubber_decodes_before_it_scrubs(piece: int) -> None:
+    compressed = gzip.compress(BODY * 50)
+    chunks = [compressed[i : i + piece] for i in range(0, len(compressed), piece)]
+    scrubber = StreamScrubber(ECHO_SCRUBS, BodyDecoder("gzip"))
+    assert feed_all(scrubber, chunks) == SCRUBBED_BODY * 50
+
+
+def test_stream_scrubber_drops_everything_after_a_decode_error() -> None:
+    errors: list[BodyDecodeError] = []
+    scrubber = StreamScrubber(ECHO_SCRUBS, BodyDecoder("gzip"), on_error=errors.append)
+    compressor = zlib.compressobj(wbits=31)
+    good = compressor.compress(b"x" * 100) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert b"".join(scrubber(good)) == b"x" * (100 - scrubber.keep)
+    assert scrubber(b"\xff\xff" + ECHO_SECRET) == []
+    assert scrubber(b"more") == [] and scrubber(b"") == []
+    assert len(errors) == 1
+
+
+def test_scrub_fields() -> None:
+    fields = (
+        (b"X-Echo", b"Bearer " + ECHO_SECRET),
+        (b"X-" + ECHO_SECRET, b"value"),  # a secret in a name: the field goes
+        (b"Set-Cookie", b"a=1; k=" + ECHO_SECRET),
+        (b"X-Plain", b"untouched"),
+    )
+    assert scrub_fields(fields, ECHO_SCRUBS) == (
+        (b"X-Echo", b"[REDACTED]"),
+        (b"Set-Cookie", b"a=1; k=[REDACTED]"),
+        (b"X-Plain", b"untouched"),
+    )
+    assert scrub_fields((), ECHO_SCRUBS) == ()
+
+
+def test_without_fields() -> None:
+    fields = ((b"Content-Length", b"5"), (b"content-encoding", b"gzip"), (b"X-A", b"1"))
+    assert without_fields(fields, [b"content-length", b"CONTENT-ENCODING"]) == ((b"X-A", b"1"),)
