@@ -19,6 +19,7 @@ from addons.egress import EgressGuard
 from addons.forwarding import GateForwarding
 from addons.guard import fail_closed, gate_response, refuse
 from addons.identity import GateIdentity
+from addons.timeouts import RequestHeaderTimeout
 from addons.vault import AgentCredentialGuard, CredentialInjector
 from gate_proxy.proxy.runtime import ProxyRuntime
 
@@ -28,6 +29,7 @@ log = logging.getLogger("gate.proxy")
 def gate_addons(runtime: ProxyRuntime) -> list[object]:
     """In hook order: who is asking, what is decided, what happens after forwarding."""
     return [
+        RequestHeaderTimeout(runtime.settings.request_header_timeout_s),
         GateIdentity(runtime),
         AgentCredentialGuard(runtime),
         GateDecision(runtime),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gate_proxy import __version__
+from gate_proxy.settings import PRIVATE_UMASK
 
 DEFAULT_URL = "http://127.0.0.1:4000"
 
@@ -361,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # first, before anything can create a file
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))

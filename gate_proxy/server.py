@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gate_proxy.api.app import build_app
+from gate_proxy.api.app import build_app, server_options
 from gate_proxy.core.policy import Policy
 from gate_proxy.core.registry import Registry
 from gate_proxy.dashboard import add_dashboard
@@ -27,7 +27,7 @@ from gate_proxy.proxy.runtime import ProxyRuntime
 from gate_proxy.registry_loader import load_registry
 from gate_proxy.reloader import Reloadable
 from gate_proxy.service import GateService
-from gate_proxy.settings import Settings
+from gate_proxy.settings import PRIVATE_UMASK, Settings
 from gate_proxy.store.sqlite import SqliteStore
 from gate_proxy.vault import VaultManager
 from gate_proxy.webhooks import Webhooks
@@ -67,6 +67,7 @@ class Gate:
 
 async def start_gate(settings: Settings) -> Gate:
     """Start everything; raise StartupError with a clear reason if any part cannot start."""
+    os.umask(PRIVATE_UMASK)  # `gate-proxy` sets it too; this covers `mitmdump -s addons/gate.py`
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
@@ -81,27 +82,27 @@ async def start_gate(settings: Settings) -> Gate:
             flush=True,
         )
     signer = load_or_create_signer(data_dir)
-    (data_dir / "signing.pub").write_text(signer.public_pem())
+    public_key = data_dir / "signing.pub"
+    public_key.write_text(signer.public_pem())
+    public_key.chmod(0o600)  # a file left by an older version keeps its mode on rewrite
+    metrics = GateMetrics()
+
+    def load_policies() -> dict[str, Policy]:
+        loaded = load_policy_dir(settings.policy_dir)
+        # Only a load that succeeded changes the metric labels (Reloadable swaps it in next).
+        metrics.destinations.set_part("policies", policy_destination_names(loaded))
+        return loaded
+
     try:
-        policies = Reloadable(
-            "policies",
-            lambda: load_policy_dir(settings.policy_dir),
-            policy_files(settings.policy_dir),
-        )
+        policies = Reloadable("policies", load_policies, policy_files(settings.policy_dir))
     except Exception as exc:
         raise StartupError(f"policies: {exc}") from exc
-    metrics = GateMetrics()
     policies.on_failure = metrics.config_reload_failures.inc
     store = SqliteStore(
         data_dir, signer, synchronous="FULL" if settings.durability == "full" else "NORMAL"
     )
     await store.open()
-    webhooks = Webhooks(
-        store,
-        metrics,
-        settings.allowed_webhook_networks(),
-        timeout_s=settings.webhook_timeout_s,
-    )
+    webhooks = Webhooks.from_settings(store, metrics, settings)  # the proxy's egress policy
     service = GateService(
         store,
         lambda: policies.current,
@@ -160,7 +161,12 @@ async def _start_api(gate: Gate) -> None:
         extra_routes=extra_routes,
         health_extra={"policies": lambda: len(gate.policies.current)},
     )
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        **server_options(gate.settings.request_header_timeout_s),
+    )
     await runner.setup()
     site = web.TCPSite(runner, gate.settings.host, gate.settings.port, reuse_address=True)
     try:
@@ -172,6 +178,19 @@ async def _start_api(gate: Gate) -> None:
             f"{exc.strerror or exc}"
         ) from exc
     gate.runner = runner
+
+
+def policy_destination_names(policies: dict[str, Policy]) -> set[str]:
+    """The destinations the policies name: allowed values of the `destination` metric label."""
+    return {name for policy in policies.values() for name in policy.destinations or ()}
+
+
+def registry_destination_names(registry: Registry) -> set[str]:
+    """The destinations the registry names. A `{host}` template would make one name per host
+    an agent asks for, so templated names are left out (exported as `other`)."""
+    names = {route.destination for route in registry.routes if route.destination}
+    names.add(registry.default.destination)
+    return {name for name in names if "{host}" not in name}
 
 
 def _load_registry(settings: Settings) -> Registry:
@@ -186,11 +205,16 @@ def _proxy_runtime(gate: Gate) -> ProxyRuntime:
     runtime = gate.extras.get("proxy_runtime")
     if runtime is None:
         settings = gate.settings
+        metrics = gate.service.metrics
+
+        def load() -> Registry:
+            loaded = _load_registry(settings)
+            metrics.destinations.set_part("registry", registry_destination_names(loaded))
+            return loaded
+
         try:
             registry = Reloadable(
-                "destinations",
-                lambda: _load_registry(settings),
-                lambda: [settings.config_dir / settings.registry_file],
+                "destinations", load, lambda: [settings.config_dir / settings.registry_file]
             )
         except Exception as exc:
             raise StartupError(f"destinations: {exc}") from exc

@@ -1,6 +1,7 @@
 """Gate settings: defaults, overridden by `<config-dir>/gate.yaml`, overridden by flags."""
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -9,6 +10,9 @@ from typing import Any
 import yaml
 
 MIB = 1024 * 1024
+# Every file and directory the gate or the CLI creates (database with its WAL and
+# shared-memory files, keys, certificates, exports) is private to its user: 0600 / 0700.
+PRIVATE_UMASK = 0o077
 
 
 class SettingsError(ValueError):
@@ -34,6 +38,11 @@ class Settings:
     upstream_timeout_s: float = 60.0
     # mitmproxy's idle timeout; held requests are kept alive past it deliberately.
     tcp_timeout_s: int = 600
+    # Slowloris guard, on the control API and the proxy listeners: a connection must deliver
+    # a complete request head this long after connecting or after its previous response,
+    # else it is closed. Also the idle keep-alive limit. A request in progress (a held one
+    # included) is never cut by it.
+    request_header_timeout_s: float = 30.0
     # "normal": a committed event survives a crash of the gate process (SQLite WAL).
     # "full": it also survives power loss, at the cost of an fsync per commit.
     durability: str = "normal"
@@ -102,6 +111,10 @@ def load_settings(config_dir: Path | None, overrides: dict[str, Any]) -> Setting
         raise SettingsError("enforce must be enforce or shadow")
     if settings.durability not in ("normal", "full"):
         raise SettingsError("durability must be normal or full")
+    if not (
+        math.isfinite(settings.request_header_timeout_s) and settings.request_header_timeout_s > 0
+    ):
+        raise SettingsError("request_header_timeout_s must be a positive number of seconds")
     try:
         settings.allowed_webhook_networks()
     except ValueError as exc:

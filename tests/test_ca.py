@@ -40,7 +40,7 @@ def test_first_start_creates_ca_files(tmp_path: Path) -> None:
     assert ca.key_and_cert_path == d / CA_KEY_AND_CERT
     assert ca.cert_path == d / CA_CERT
     assert mode(ca.key_and_cert_path) == 0o600
-    assert mode(ca.cert_path) == 0o644
+    assert mode(ca.cert_path) == 0o600
 
     raw = ca.key_and_cert_path.read_bytes()
     assert raw.index(b"PRIVATE KEY") < raw.index(b"BEGIN CERTIFICATE")

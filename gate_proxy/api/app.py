@@ -448,6 +448,20 @@ async def _review_with_body(
     return json_response({"intentId": intent_id, "status": intent["status"]})
 
 
+def server_options(request_header_timeout_s: float) -> dict[str, Any]:
+    """``web.AppRunner`` keyword arguments that close slow and idle connections (slowloris).
+
+    aiohttp 3.14 has no option named for a request-head timeout, but its keep-alive timer
+    is one: it is armed when a connection opens and again when a response is finished, bytes
+    arriving do not re-arm it, and when it fires it closes the connection only if the
+    handler is still waiting for a complete request head. So a client that dribbles a
+    partial head is closed ``request_header_timeout_s`` after connecting, an idle keep-alive
+    connection the same time after its last response, and a request being handled (a long
+    dashboard event stream) is never cut. No extra timer is needed.
+    """
+    return {"keepalive_timeout": request_header_timeout_s}
+
+
 def build_app(
     service: GateService,
     *,

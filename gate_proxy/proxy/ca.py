@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # mitmproxy's CONF_BASENAME is "mitmproxy"; these are the names CertStore.from_store uses.
 CA_KEY_AND_CERT = "mitmproxy-ca.pem"  # key + cert, read by mitmproxy, 0600
-CA_CERT = "mitmproxy-ca-cert.pem"  # cert only, what clients trust, 0644
+CA_CERT = "mitmproxy-ca-cert.pem"  # cert only, what clients trust (served by the API), 0600
 DHPARAM = "mitmproxy-dhparam.pem"  # mitmproxy writes it on load if missing; we pre-create it
 
 CA_COMMON_NAME = "Gate Proxy CA"
@@ -85,13 +85,18 @@ def ensure_ca(certs_dir: Path) -> CaFiles:
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     # Keep the client-facing copy in sync with the CA mitmproxy actually signs with.
     if not cert_path.exists() or cert_path.read_bytes() != cert_pem:
-        _atomic_write(cert_path, cert_pem, 0o644)
+        _atomic_write(cert_path, cert_pem, 0o600)
     if not (certs_dir / DHPARAM).exists():
         # mitmproxy would write this itself on first load; doing it here lets the
         # directory be read-only at run time.
         from mitmproxy.certs import DEFAULT_DHPARAM
 
-        _atomic_write(certs_dir / DHPARAM, DEFAULT_DHPARAM, 0o644)
+        _atomic_write(certs_dir / DHPARAM, DEFAULT_DHPARAM, 0o600)
+    # Every file the gate writes is 0600, public ones included: copies left by an older
+    # version are tightened quietly (nothing secret was in them).
+    for public in (cert_path, certs_dir / DHPARAM):
+        if stat.S_IMODE(public.stat().st_mode) != 0o600:
+            public.chmod(0o600)
 
     if cert.not_valid_after_utc < datetime.datetime.now(datetime.UTC):
         logger.warning("gate CA in %s has expired; clients will reject intercepted TLS", certs_dir)
@@ -127,7 +132,9 @@ def combined_trust_bundle(extra_bundle: Path | None, out_dir: Path) -> Path | No
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{TRUST_BUNDLE_PREFIX}{digest}.pem"
     if not path.exists() or path.read_bytes() != content:
-        _atomic_write(path, content, 0o644)
+        _atomic_write(path, content, 0o600)
+    elif stat.S_IMODE(path.stat().st_mode) != 0o600:
+        path.chmod(0o600)
     return path
 
 
@@ -232,7 +239,7 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     file never exists with a looser mode than ``mode``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, mode)  # mkstemp creates 0600; widen only where asked (public files)
+        os.fchmod(fd, mode)  # mkstemp creates 0600 already; say it explicitly
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -98,6 +98,9 @@ class SqliteStore:
         await self._writer.execute("PRAGMA busy_timeout=5000")
         await self._run(self._migrate)
         self.path.chmod(0o600)
+        for suffix in ("-wal", "-shm"):  # created before the chmod above, with the umask's mode
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + suffix).chmod(0o600)
         self._reader = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True)
         await self._reader.execute("PRAGMA busy_timeout=5000")
         await self._run(self._load_head)
