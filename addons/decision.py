@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 from mitmproxy import connection, http
 
@@ -31,6 +32,7 @@ from gate_proxy.core.authority import (
 )
 from gate_proxy.core.body import RecordCountProblem, count_records, decode_body
 from gate_proxy.core.fingerprint import request_fingerprint
+from gate_proxy.core.headers import BOUND_HEADERS, SAFE_METHODS, override_signals
 from gate_proxy.core.intents import Status
 from gate_proxy.core.registry import Match
 from gate_proxy.core.terms import NOT_JSON, decode_json
@@ -45,7 +47,6 @@ from gate_proxy.store.base import Conflict, Row
 log = logging.getLogger("gate.proxy")
 
 RETRY_AFTER_SECONDS = 10
-DEFAULT_FINGERPRINT_HEADERS = ("content-type",)
 REVERSE_UNROUTED = "gate_reverse_unrouted"
 
 
@@ -194,6 +195,22 @@ class GateDecision:
             request.host, request.port, request.method, request.path
         )
         url = normalize_url(request.scheme, request.host, request.port, request.path)
+        semantics = semantic_refusal(request, body, match)
+        intent_id = flow.metadata.get("gate_intent_id")
+        if (match.passthrough or intent_id) and not match.blocked and semantics is not None:
+            reason_code, message = semantics
+            refuse(
+                flow,
+                gate_response(
+                    403,
+                    status="blocked",
+                    reason_code=reason_code,
+                    message=message,
+                    destination=match.destination or match.host,
+                ),
+            )
+            self._log_refusal(principal, match.host, reason_code, "proxy")
+            return
         if match.passthrough and not match.blocked:
             log_decision(
                 decision="passthrough",
@@ -215,11 +232,10 @@ class GateDecision:
             list(request.headers.items(multi=True)),
             self._fingerprint_headers(match),
         )
-        intent_id = flow.metadata.get("gate_intent_id")
         if intent_id:
             await self._retry(flow, principal, intent_id, fingerprint)
             return
-        await self._decide(flow, principal, match, body, url, fingerprint)
+        await self._decide(flow, principal, match, body, url, fingerprint, semantics)
 
     def _body(self, flow: http.HTTPFlow) -> bytes | None:
         limit = self.runtime.settings.proxy_body_limit
@@ -252,9 +268,11 @@ class GateDecision:
         return raw
 
     def _fingerprint_headers(self, match: Match) -> tuple[str, ...]:
+        """The headers an approval is bound to: the defaults (core/headers.py), plus the
+        policy's and the destination's own additions."""
         policy = self.runtime.service.policies().get(match.policy or "")
-        declared = getattr(policy, "fingerprint_headers", None) if policy else None
-        return tuple(declared) if declared else DEFAULT_FINGERPRINT_HEADERS
+        declared = getattr(policy, "fingerprint_headers", None) or ()
+        return (*BOUND_HEADERS, *declared, *match.fingerprint_headers)
 
     async def _decide(
         self,
@@ -264,6 +282,7 @@ class GateDecision:
         body: bytes,
         url: str,
         fingerprint: str,
+        semantics: tuple[str, str] | None = None,
     ) -> None:
         request = flow.request
         content_type = request.headers.get("Content-Type", "")
@@ -298,6 +317,8 @@ class GateDecision:
                 match.reason_code or "destination_blocked",
                 f"{match.host}{match.path} is blocked by the destination registry",
             )
+        elif semantics is not None:
+            force_block = semantics
         elif decoded.problem in ("ambiguous_charset", "unknown_charset"):
             force_block = (
                 "ambiguous_body",
@@ -486,6 +507,39 @@ class GateDecision:
             latency_ms=0.0,
             source=source,
         )
+
+
+def semantic_refusal(request: http.Request, body: bytes, match: Match) -> tuple[str, str] | None:
+    """Why this request's meaning differs from what the gate would decide on, if it does.
+
+    The gate decides on the request line's method and path. A method or path override
+    (X-HTTP-Method-Override, X-Original-URL, ``_method``) makes the upstream act on
+    another one, so it is refused unless the destination allows it (then it is bound
+    into the approval). A read (GET/HEAD/OPTIONS/TRACE) that carries a body is not a read.
+    """
+    if match.blocked:
+        return None
+    form_keys: list[str] = []
+    media = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if body and media == "application/x-www-form-urlencoded":
+        text = body.decode("utf-8", "replace")
+        form_keys = [key for key, _ in parse_qsl(text, keep_blank_values=True)]
+    signals = override_signals(
+        request.headers.fields, [key for key, _ in request.query.fields], form_keys
+    )
+    if signals and not match.allow_method_override:
+        return (
+            "method_override_refused",
+            f"{', '.join(signals)} would make the upstream act on another method or path than "
+            "the request line the gate decides on (a destination may allow it with "
+            "allow_method_override: true)",
+        )
+    if match.passthrough and request.method.upper() in SAFE_METHODS and body:
+        return (
+            "not_a_read",
+            f"a {request.method.upper()} with a body is not a read; send writes as writes",
+        )
+    return None
 
 
 def canonical_authority(flow: http.HTTPFlow) -> None:

@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "BOUND_HEADERS",
     "GATE_HEADER_PREFIX",
     "HOP_BY_HOP",
+    "SAFE_METHODS",
     "HeadLimits",
     "HeadProblem",
     "check_head",
     "hygienic_fields",
+    "override_signals",
 ]
 
 Field = tuple[bytes, bytes]
@@ -125,3 +128,60 @@ def hygienic_fields(fields: Sequence[Field]) -> tuple[Field, ...]:
             continue
         kept.append((name, value))
     return tuple(kept)
+
+
+# -- headers that change what a request means ------------------------------------------------
+
+# Headers (and parameters) with which frameworks let a request act as another method or
+# on another path than its request line says: Rails/Laravel/Symfony/Express middlewares,
+# IIS URL Rewrite, Google and Microsoft APIs.
+_METHOD_OVERRIDE = frozenset(
+    {b"x-http-method-override", b"x-http-method", b"x-method-override", b"x-original-method"}
+)
+_PATH_OVERRIDE = frozenset({b"x-original-url", b"x-rewrite-url"})
+METHOD_OVERRIDE_PARAMS = frozenset({"_method", "x-http-method-override"})
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+# An approval is bound to these request headers (with the method, URL and body): a retry
+# that changes one of them is another request. Tenancy headers decide *whose* account a
+# write lands in; the override family decides *what* it does.
+BOUND_HEADERS = (
+    "host",
+    "content-type",
+    "content-encoding",
+    "idempotency-key",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+    "stripe-account",
+    "stripe-context",
+    "stripe-version",
+    "openai-organization",
+    "openai-project",
+    "anthropic-version",
+    "x-tenant-id",
+    "x-account-id",
+    "x-organization-id",
+    "x-workspace-id",
+    "x-on-behalf-of",
+    "x-act-as",
+)
+
+
+def override_signals(
+    fields: Sequence[Field], query_keys: Sequence[str], form_keys: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Names of the method/path override signals a request carries, in order."""
+    found: list[str] = []
+    for name, _ in fields:
+        lower = name.lower()
+        if lower in _METHOD_OVERRIDE or lower in _PATH_OVERRIDE:
+            found.append(lower.decode())
+    for key in (*query_keys, *form_keys):
+        if key.lower() in METHOD_OVERRIDE_PARAMS:
+            found.append(f"{key} parameter")
+    return tuple(dict.fromkeys(found))

@@ -114,6 +114,10 @@ class Route:
     passthrough: bool = False
     enforce: EnforceMode | None = None
     path_case: PathCase = "sensitive"  # effective: see _Builder.add_route
+    # X-HTTP-Method-Override and friends are refused unless the entry allows them.
+    allow_method_override: bool = False
+    # Extra request headers an approval is bound to (see addons/decision.py).
+    fingerprint_headers: tuple[str, ...] = ()
     index: int = 0
     field: str = ""
     line: int | None = None
@@ -160,6 +164,8 @@ class Match:
     host: str = ""
     path: str = ""
     refusal: str | None = None
+    allow_method_override: bool = False
+    fingerprint_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +480,8 @@ class Registry:
             route=r,
             host=h,
             path=norm,
+            allow_method_override=r.allow_method_override,
+            fingerprint_headers=r.fingerprint_headers,
         )
 
     def _blocked(self, route: Route, host: str, path: str) -> Match:
@@ -590,6 +598,8 @@ _ENTRY_KEYS = frozenset(
         "path_case",
         "method",
         "paths",
+        "allow_method_override",
+        "fingerprint_headers",
     }
 )
 _PATH_ENTRY_KEYS = _ENTRY_KEYS - {"paths"}
@@ -623,8 +633,11 @@ _INHERITED = (
     "require_approval",
     "enforce",
     "path_case",
+    "allow_method_override",
+    "fingerprint_headers",
 )
 _METHOD_RE = re.compile(r"[A-Z][A-Z0-9_-]*")
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _EXTRACT_RE = re.compile(r"[^.\s]+(?:\.[^.\s]+)*")
 
 
@@ -690,6 +703,16 @@ class _Builder:
             raise self.error(path, f"must be 'sensitive' or 'insensitive', got {value!r}")
         return value  # type: ignore[no-any-return]
 
+    def header_names(self, value: Any, path: FieldPath) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.error(path, "must be a non-empty list of header names")
+        names: list[str] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not _HEADER_NAME_RE.fullmatch(item):
+                raise self.error((*path, i), f"invalid header name {item!r}")
+            names.append(item.lower())
+        return tuple(dict.fromkeys(names))
+
     def extract(self, value: Any, path: FieldPath) -> str:
         text = self.string(value, path)
         if not _EXTRACT_RE.fullmatch(text):
@@ -726,8 +749,10 @@ class _Builder:
                 out[key] = self.extract(value, p)
             elif key == "require_approval":
                 out[key] = self.require_approval(value, p)
-            elif key in ("block", "passthrough"):
+            elif key in ("block", "passthrough", "allow_method_override"):
                 out[key] = self.boolean(value, p)
+            elif key == "fingerprint_headers":
+                out[key] = self.header_names(value, p)
             elif key == "enforce":
                 out[key] = self.enforce(value, p)
             elif key == "path_case":
@@ -801,6 +826,8 @@ class _Builder:
                 passthrough=passthrough,
                 enforce=merged.get("enforce"),
                 path_case=path_case,
+                allow_method_override=bool(merged.get("allow_method_override")),
+                fingerprint_headers=tuple(merged.get("fingerprint_headers", ())),
                 index=len(self.routes),
                 field=format_field(path),
                 line=self.line_of(path),
