@@ -14,18 +14,20 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from gate_proxy.clock import parse_iso, utc_iso, utc_now
 from gate_proxy.core.analyzers.pii import mask_pii
 from gate_proxy.core.canonical import canonical_bytes
 from gate_proxy.core.intents import Event, Status
 from gate_proxy.core.policy import (
+    Analysis,
     Counters,
     Decision,
     IntentFacts,
     Policy,
     RateCounts,
+    analyze_intent,
     detect_payload_type,
     evaluate,
 )
@@ -43,11 +45,20 @@ from gate_proxy.keys import (
 from gate_proxy.logs import log_decision
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.principal import Principal, Role, admin_principal
-from gate_proxy.store.base import Conflict, DuplicateKey, EventDraft, Row, Store
+from gate_proxy.store.base import (
+    Conflict,
+    CountQuery,
+    Counts,
+    DuplicateKey,
+    EventDraft,
+    Row,
+    Store,
+)
 
 log = logging.getLogger("gate.service")
 
 EXECUTION_TTL = timedelta(minutes=15)
+OFF_LOOP_BYTES = 32 * 1024
 AUTH_CACHE_SECONDS = 2.0
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 EXPIRES_IN = re.compile(r"^(\d{1,5})([smhd])$")
@@ -83,11 +94,6 @@ class ProposeInput:
     # The proxy forwards an auto-approved request at once: record the write-ahead
     # execution_requested event in the same commit as the decision.
     execute_if_approved: bool = False
-
-
-class _Counts(NamedTuple):
-    rates: RateCounts | None
-    counters: Counters | None
 
 
 @dataclass(slots=True)
@@ -321,22 +327,42 @@ class GateService:
                 return await self._record_duplicate(caller, request, original)
         environment = caller.environment or self.environment
         policy = self._policies().get(request.policy)
-        counts = await self._counters(caller, request, policy, environment)
-        decision = self._decide(caller, request, policy, environment, counts)
-        if decision.status == Status.DUPLICATE and counts.counters and counts.counters.duplicate_of:
-            original = await self.store.get_intent(counts.counters.duplicate_of)
-            if original is not None:
-                return await self._record_duplicate(
-                    caller, request, original, decision.reason_code, "dedupe_window_seconds"
+        facts = IntentFacts(
+            destination=request.destination,
+            payload=request.payload,
+            record_count=request.record_count,
+            payload_type=request.payload_type,
+            estimated_value_usd=request.estimated_value_usd,
+            sensitivity_tags=request.sensitivity_tags,
+            environment=environment,
+        )
+        # The content work (parse, analyzers, terms) happens here, outside the store's
+        # write lock; the decision itself runs inside the write with fresh counts.
+        analysis = await analyze_off_loop(policy, facts, request.payload_size or 0)
+        query = self._count_query(caller, request, policy, environment)
+        decided: list[Decision] = []
+
+        def build(counts: Counts) -> tuple[Row, list[EventDraft]]:
+            decision = self._decide(caller, request, policy, facts, counts, analysis)
+            decided.append(decision)
+            if decision.status == Status.DUPLICATE and counts.duplicate_of is not None:
+                return self._duplicate_row(
+                    caller,
+                    request,
+                    counts.duplicate_of,
+                    decision.reason_code,
+                    "dedupe_window_seconds",
                 )
-        intent = self._intent_row(caller, request, decision, environment)
-        events = self._decision_events(caller, intent, decision)
-        if request.execute_if_approved and intent["status"] == Status.APPROVED:
-            intent["status"] = Status.SCHEDULED
-            intent["executed_at"] = intent["created_at"]
-            events.append(self._execution_requested(intent, caller.name))
+            intent = self._intent_row(caller, request, decision, environment)
+            events = self._decision_events(caller, intent, decision)
+            if request.execute_if_approved and intent["status"] == Status.APPROVED:
+                intent["status"] = Status.SCHEDULED
+                intent["executed_at"] = intent["created_at"]
+                events.append(self._execution_requested(intent, caller.name))
+            return intent, events
+
         try:
-            await self.store.insert_intent(intent, events)
+            intent, _ = await self.store.insert_decided_intent(query, build)
         except DuplicateKey:
             # Lost a race with the same idempotency key: the other one is the original.
             original = await self.store.find_by_idempotency_key(
@@ -349,25 +375,37 @@ class GateService:
             self._expiry_wakeup.set()
         if self._listeners:
             self._publish(Event.PROPOSED, intent, caller.name)
-        return Outcome(intent, decision)
+        return Outcome(intent, decided[-1], duplicate_of=intent.get("duplicate_of"))
 
     def _decide(
         self,
         caller: Principal,
         request: ProposeInput,
         policy: Policy | None,
-        environment: str | None,
-        counts: "_Counts",
+        facts: IntentFacts,
+        counts: Counts,
+        analysis: Analysis,
     ) -> Decision:
-        facts = IntentFacts(
-            destination=request.destination,
-            payload=request.payload,
-            record_count=request.record_count,
-            payload_type=request.payload_type,
-            estimated_value_usd=request.estimated_value_usd,
-            sensitivity_tags=request.sensitivity_tags,
-            environment=environment,
-        )
+        """Pure: the decision for one intent, from the counts read in its transaction."""
+        rates = None
+        if counts.last_hour is not None and counts.last_day is not None:
+            rates = RateCounts(last_hour=counts.last_hour, last_day=counts.last_day)
+        counters = None
+        effective = policy.for_environment(facts.environment) if policy else None
+        if effective is not None and (
+            effective.budgets is not None or effective.dedupe_window_seconds is not None
+        ):
+            spent: tuple[float | None, ...] = counts.spent or (None, None, None, None)
+            window = effective.dedupe_window_seconds
+            duplicate = counts.duplicate_of
+            counters = Counters(
+                agent_spent_hour_usd=spent[0],
+                agent_spent_day_usd=spent[1],
+                policy_spent_hour_usd=spent[2],
+                policy_spent_day_usd=spent[3],
+                duplicate_within_window=(duplicate is not None) if window is not None else None,
+                duplicate_of=duplicate["id"] if duplicate is not None else None,
+            )
         # The agent's own scope comes first: a key limited to some policies or
         # destinations can never reach others, whatever the policy says.
         scope_block = None
@@ -383,17 +421,7 @@ class GateService:
             )
         elif request.force_block is not None:
             scope_block = request.force_block
-        decision = evaluate(
-            policy.for_environment(environment) if policy else None,
-            facts,
-            counts.rates,
-            counts.counters,
-        )
-        # What the analyzers found and the value budgets counted are part of the record:
-        # the row keeps the tags (risk, dashboard) and the value later budget sums add up.
-        request.sensitivity_tags = decision.tags
-        if decision.value_usd is not None:
-            request.estimated_value_usd = decision.value_usd
+        decision = evaluate(policy, facts, rates, counters, analysis=analysis)
         if scope_block is not None:
             return _replace_decision(decision, "blocked", *scope_block, rule="agent_scope")
         if request.force_pending and decision.status == Status.APPROVED:
@@ -406,51 +434,37 @@ class GateService:
             )
         return decision
 
-    async def _counters(
+    def _count_query(
         self,
         caller: Principal,
         request: ProposeInput,
         policy: Policy | None,
         environment: str | None,
-    ) -> "_Counts":
-        """Counts from storage for rate limits, budgets and the duplicate window.
-
-        Only what the effective policy uses is queried; evaluate() blocks when a count it
-        needs is missing. Computed from the intents table, so they survive a restart.
-        """
+    ) -> CountQuery | None:
+        """Which counts the effective policy needs: rate limits, budgets, the duplicate
+        window. Computed from the intents table, so they survive a restart."""
         if policy is None:
-            return _Counts(None, None)
+            return None
         effective = policy.for_environment(environment)
+        needs_dedupe = effective.dedupe_window_seconds is not None
+        if not (effective.uses_rate_limits or effective.budgets is not None or needs_dedupe):
+            return None
         now = utc_now()
-        since_hour, since_day = utc_iso(now - timedelta(hours=1)), utc_iso(now - timedelta(days=1))
-        rates = None
-        if effective.uses_rate_limits:
-            hour, day = await self.store.count_recent_intents(caller.id, since_hour, since_day)
-            rates = RateCounts(last_hour=hour, last_day=day)
-        if effective.budgets is None and effective.dedupe_window_seconds is None:
-            return _Counts(rates, None)
-        spent: tuple[float | None, ...] = (None, None, None, None)
-        if effective.budgets is not None:
-            spent = await self.store.sum_recent_value(
-                caller.id, request.policy, since_hour, since_day
-            )
-        duplicate_of = None
-        if effective.dedupe_window_seconds is not None:
-            since = utc_iso(now - timedelta(seconds=effective.dedupe_window_seconds))
-            duplicate_of = await self.store.find_recent_duplicate(
-                caller.id, request.destination, self._dedupe_fingerprint(request), since
-            )
-        counters = Counters(
-            agent_spent_hour_usd=spent[0],
-            agent_spent_day_usd=spent[1],
-            policy_spent_hour_usd=spent[2],
-            policy_spent_day_usd=spent[3],
-            duplicate_within_window=(
-                duplicate_of is not None if effective.dedupe_window_seconds is not None else None
-            ),
-            duplicate_of=duplicate_of,
+        dedupe_since = None
+        if needs_dedupe:
+            window = timedelta(seconds=effective.dedupe_window_seconds or 0)
+            dedupe_since = utc_iso(now - window)
+        return CountQuery(
+            agent_id=caller.id,
+            policy=request.policy,
+            destination=request.destination,
+            fingerprint=self._dedupe_fingerprint(request),
+            since_hour=utc_iso(now - timedelta(hours=1)),
+            since_day=utc_iso(now - timedelta(days=1)),
+            rates=effective.uses_rate_limits,
+            budgets=effective.budgets is not None,
+            dedupe_since=dedupe_since,
         )
-        return _Counts(rates, counters)
 
     @staticmethod
     def _dedupe_fingerprint(request: ProposeInput) -> str:
@@ -458,7 +472,7 @@ class GateService:
         body, declared headers), else the API payload's review hash."""
         if request.fingerprint:
             return request.fingerprint
-        payload_bytes = request.payload.encode("utf-8") if request.payload is not None else b""
+        payload_bytes = payload_bytes_of(request.payload)
         return review_hash(
             {
                 "destination": request.destination,
@@ -473,7 +487,7 @@ class GateService:
         self, caller: Principal, request: ProposeInput, decision: Decision, environment: str | None
     ) -> Row:
         now = utc_now()
-        payload_bytes = request.payload.encode("utf-8") if request.payload is not None else b""
+        payload_bytes = payload_bytes_of(request.payload)
         expiry = decision.expiry_minutes * 60
         if request.expires_in_seconds is not None:
             # An agent may shorten its approval window, never stretch the policy's.
@@ -494,8 +508,12 @@ class GateService:
             "risk_score": decision.risk_score,
             "risk_level": decision.risk_level,
             "record_count": request.record_count,
-            "estimated_value_usd": request.estimated_value_usd,
-            "sensitivity_tags": list(request.sensitivity_tags),
+            # What the analyzers found and the value the budgets counted are part of the
+            # record: the tags feed risk and the dashboard, the value later budget sums.
+            "estimated_value_usd": decision.value_usd
+            if decision.value_usd is not None
+            else request.estimated_value_usd,
+            "sensitivity_tags": list(decision.tags or request.sensitivity_tags),
             "idempotency_key": request.idempotency_key,
             "environment": environment,
             "payload_type": request.payload_type or detect_payload_type(request.payload),
@@ -573,6 +591,18 @@ class GateService:
         reason_code: str = "duplicate_idempotency_key",
         rule: str = "idempotency_key",
     ) -> Outcome:
+        intent, events = self._duplicate_row(caller, request, original, reason_code, rule)
+        await self.store.insert_intent(intent, events)
+        return Outcome(intent, None, duplicate_of=original["id"])
+
+    def _duplicate_row(
+        self,
+        caller: Principal,
+        request: ProposeInput,
+        original: Row,
+        reason_code: str,
+        rule: str,
+    ) -> tuple[Row, list[EventDraft]]:
         matched = "idempotency_key matched" if rule == "idempotency_key" else "same request"
         reason = f"Duplicate of {original['id']} ({matched})"
         decision = Decision(
@@ -610,8 +640,7 @@ class GateService:
                 {"duplicate_of": original["id"]},
             ),
         ]
-        await self.store.insert_intent(intent, events)
-        return Outcome(intent, decision, duplicate_of=original["id"])
+        return intent, events
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -1017,6 +1046,23 @@ class GateService:
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
+
+
+def payload_bytes_of(payload: str | None) -> bytes:
+    # A JSON string may hold a lone surrogate ("\ud800"); hash it rather than fail.
+    return payload.encode("utf-8", "surrogatepass") if payload is not None else b""
+
+
+async def analyze_off_loop(policy: Policy | None, facts: IntentFacts, size: int) -> Analysis:
+    """The content analysis of one intent; large bodies on a worker thread.
+
+    Analysis is CPU work bounded by the analyzers' own size limits; on the event loop a
+    large body would stall every other request and /health for its duration. Small
+    bodies stay on the loop: a thread hop costs more than their analysis.
+    """
+    if size < OFF_LOOP_BYTES and len(facts.payload or "") < OFF_LOOP_BYTES:
+        return analyze_intent(policy, facts)
+    return await asyncio.to_thread(analyze_intent, policy, facts)
 
 
 def _replace_decision(

@@ -391,13 +391,27 @@ _NOT_PARSED: Final = object()
 class _Evaluation:
     """One evaluate() call: the payload is decoded and analysed at most once, on demand."""
 
-    __slots__ = ("_findings", "_parsed", "facts", "policy")
+    __slots__ = ("_findings", "_parsed", "_term", "facts", "policy")
 
     def __init__(self, policy: Policy | None, facts: IntentFacts) -> None:
         self.policy = policy
         self.facts = facts
         self._parsed: object = _NOT_PARSED
         self._findings: tuple[Finding, ...] | None = None
+        self._term: object = _NOT_PARSED
+
+    def blocked_term(self) -> str | None:
+        """The first `block_if_terms` term in the payload (None if none or no terms)."""
+        if self._term is _NOT_PARSED:
+            matcher = self.policy.term_matcher if self.policy is not None else None
+            payload = self.facts.payload
+            term = None
+            if matcher is not None and payload:
+                parsed = self.parsed
+                text = payload if parsed is NOT_JSON else json_strings(payload, parsed)
+                term = matcher.first_match_in_text(text)
+            self._term = term
+        return self._term  # type: ignore[return-value]
 
     @property
     def parsed(self) -> object:
@@ -433,19 +447,52 @@ def _wants_structure(policy: Policy) -> bool:
     )
 
 
+class Analysis:
+    """The content work of one decision (parse, analyzers, term scan), done ahead.
+
+    It costs what the body costs; the rest of evaluate() costs microseconds. Done once
+    outside the store's write, it lets evaluate() run again *inside* it with counts read
+    in the same transaction, so limits hold under concurrency without holding the write
+    lock for the analysis.
+    """
+
+    __slots__ = ("_evaluation",)
+
+    def __init__(self, policy: Policy | None, facts: IntentFacts) -> None:
+        effective = policy.for_environment(facts.environment) if policy is not None else None
+        self._evaluation = _Evaluation(effective, facts)
+        if effective is not None:
+            _ = self._evaluation.findings
+            self._evaluation.blocked_term()
+
+
+def analyze_intent(policy: Policy | None, facts: IntentFacts) -> Analysis:
+    return Analysis(policy, facts)
+
+
 def evaluate(
     policy: Policy | None,
     facts: IntentFacts,
     rates: RateCounts | None = None,
     counters: Counters | None = None,
+    *,
+    analysis: Analysis | None = None,
 ) -> Decision:
-    """Decide one intent. Pure and deterministic: same inputs, same decision."""
+    """Decide one intent. Pure and deterministic: same inputs, same decision.
+
+    `analysis` (from analyze_intent with the same policy and facts) skips the content work.
+    """
     if policy is None:
         return _decide(
             _Evaluation(None, facts), BLOCKED, "policy_not_found", "No policy found", "policy"
         )
     policy = policy.for_environment(facts.environment)
     ev = _Evaluation(policy, facts)
+    if analysis is not None:
+        prepared = analysis._evaluation
+        if prepared.policy is not policy or prepared.facts is not facts:
+            raise ValueError("analysis was made for another policy or facts")
+        ev = prepared
 
     if policy._destination_set is not None and facts.destination not in policy._destination_set:
         reason = f"Destination not allowed by policy: {facts.destination}"
@@ -480,14 +527,10 @@ def evaluate(
                 ev, DUPLICATE, "duplicate_within_window", reason, "dedupe_window_seconds"
             )
 
-    matcher = policy.term_matcher
-    if matcher is not None and payload:
-        parsed = ev.parsed
-        text = payload if parsed is NOT_JSON else json_strings(payload, parsed)
-        term = matcher.first_match_in_text(text)
-        if term is not None:
-            reason = f"Payload contains blocked term: {term}"
-            return _decide(ev, BLOCKED, "blocked_term_detected", reason, "block_if_terms")
+    term = ev.blocked_term()
+    if term is not None:
+        reason = f"Payload contains blocked term: {term}"
+        return _decide(ev, BLOCKED, "blocked_term_detected", reason, "block_if_terms")
 
     if policy.field_checks:
         failure = _failed_field_check(policy.field_checks, ev.parsed)

@@ -5,6 +5,7 @@ ledger events that record it, and a backend must commit both atomically: an inte
 never changes status without its event, and an event never exists without its change.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +36,35 @@ class EventDraft:
 Row = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class CountQuery:
+    """The counts a decision needs, read in the same transaction that records it."""
+
+    agent_id: str
+    policy: str
+    destination: str
+    fingerprint: str
+    since_hour: str
+    since_day: str
+    rates: bool = False  # intents by this agent in the last hour and day
+    budgets: bool = False  # value spent under this policy (agent and all agents)
+    dedupe_since: str | None = None  # same agent+destination+fingerprint since then
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    last_hour: int | None = None
+    last_day: int | None = None
+    # (agent last hour, agent last day, policy last hour, policy last day)
+    spent: tuple[float, float, float, float] | None = None
+    duplicate_of: Row | None = None  # the earlier intent, when the dedupe window matched
+
+
+# Builds the intent row and its events from counts read inside the write transaction.
+# Pure and quick: it runs while the store holds its write lock.
+BuildIntent = Callable[[Counts], tuple[Row, list[EventDraft]]]
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -49,6 +79,14 @@ class Store(Protocol):
 
     # Intents
     async def insert_intent(self, intent: Row, events: list[EventDraft]) -> None: ...
+    async def insert_decided_intent(
+        self, query: CountQuery | None, build: BuildIntent
+    ) -> tuple[Row, list[EventDraft]]:
+        """Read the counts, build the intent from them and insert it, atomically: no other
+        write (of this or any process) lands between the count and the insert, so N
+        concurrent requests can never exceed a limit."""
+        ...
+
     async def transition_intent(
         self,
         intent_id: str,

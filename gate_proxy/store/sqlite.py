@@ -23,7 +23,16 @@ import aiosqlite
 from gate_proxy.clock import utc_iso
 from gate_proxy.keys import Signer
 from gate_proxy.ledger import GENESIS_HASH, checkpoint_message, seal
-from gate_proxy.store.base import Conflict, DuplicateKey, EventDraft, Row, StoreError
+from gate_proxy.store.base import (
+    BuildIntent,
+    Conflict,
+    CountQuery,
+    Counts,
+    DuplicateKey,
+    EventDraft,
+    Row,
+    StoreError,
+)
 from gate_proxy.store.migrations import MIGRATIONS
 
 log = logging.getLogger("gate.store")
@@ -51,6 +60,8 @@ class _Write:
     future: asyncio.Future[Any]
     result: Any = None
     error: BaseException | None = None
+    # fn returns (result, events): the events are only known inside the transaction.
+    builds_events: bool = False
 
 
 @dataclass
@@ -59,6 +70,58 @@ class _Head:
     hash: str = GENESIS_HASH
     checkpoint_seq: int = 0
     checkpoint_at: float = field(default_factory=time.monotonic)
+
+
+_RATE_SQL = (
+    "SELECT COALESCE(SUM(created_at >= ?), 0) AS hour, COUNT(*) AS day FROM intents "
+    "WHERE agent_id = ? AND created_at >= ?"
+)
+# Spending means it was or may still be executed: blocked, rejected, expired and
+# duplicate intents do not count.
+_SPEND_SQL = (
+    "SELECT "
+    "COALESCE(SUM(CASE WHEN agent_id = ? AND created_at >= ? "
+    "    THEN estimated_value_usd END), 0) AS agent_hour, "
+    "COALESCE(SUM(CASE WHEN agent_id = ? THEN estimated_value_usd END), 0) AS agent_day, "
+    "COALESCE(SUM(CASE WHEN created_at >= ? THEN estimated_value_usd END), 0) "
+    "    AS policy_hour, "
+    "COALESCE(SUM(estimated_value_usd), 0) AS policy_day "
+    "FROM intents WHERE policy = ? AND created_at >= ? AND status IN "
+    "('pending_approval', 'approved', 'scheduled', 'succeeded', 'failed')"
+)
+_DUPLICATE_SQL = (
+    "SELECT * FROM intents WHERE agent_id = ? AND created_at >= ? "
+    "AND destination = ? AND fingerprint = ? "
+    "AND status NOT IN ('blocked', 'duplicate_blocked') "
+    "ORDER BY created_at, id LIMIT 1"
+)
+
+
+def _read_counts(conn: sqlite3.Connection, query: CountQuery) -> Counts:
+    """The counts for one decision, on the writer connection inside its transaction."""
+    last_hour = last_day = None
+    if query.rates:
+        hour, day = conn.execute(
+            _RATE_SQL, (query.since_hour, query.agent_id, query.since_day)
+        ).fetchone()
+        last_hour, last_day = int(hour), int(day)
+    spent = None
+    if query.budgets:
+        values = conn.execute(
+            _SPEND_SQL,
+            (query.agent_id, query.since_hour, query.agent_id, query.since_hour, query.policy,
+             query.since_day),
+        ).fetchone()  # fmt: skip
+        spent = (float(values[0]), float(values[1]), float(values[2]), float(values[3]))
+    duplicate = None
+    if query.dedupe_since is not None:
+        cursor = conn.execute(
+            _DUPLICATE_SQL,
+            (query.agent_id, query.dedupe_since, query.destination, query.fingerprint),
+        )
+        found = cursor.fetchone()
+        duplicate = _decode(cursor.description, found) if found is not None else None
+    return Counts(last_hour, last_day, spent, duplicate)
 
 
 def _encode(row: Row) -> Row:
@@ -168,6 +231,14 @@ class SqliteStore:
         self._queue.put_nowait(_Write(fn, events, future))
         return await future
 
+    async def write_built(self, fn: WriteFn) -> Any:
+        """Like write(), for a ``fn`` that returns ``(result, events)``."""
+        if self._closed:
+            raise StoreError("store is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Write(fn, [], future, builds_events=True))
+        return await future
+
     async def _flush_loop(self) -> None:
         while True:
             first = await self._queue.get()
@@ -216,7 +287,10 @@ class SqliteStore:
         conn.execute("SAVEPOINT item")
         try:
             item.result = item.fn(conn)
-            seq, prev = self._append_events(conn, item.events, seq, prev, at)
+            events = item.events
+            if item.builds_events:
+                events = item.result[1]
+            seq, prev = self._append_events(conn, events, seq, prev, at)
             conn.execute("RELEASE item")
         except BaseException as exc:
             conn.execute("ROLLBACK TO item")
@@ -370,6 +444,23 @@ class SqliteStore:
 
         await self.write(insert, events)
 
+    async def insert_decided_intent(
+        self, query: CountQuery | None, build: BuildIntent
+    ) -> tuple[Row, list[EventDraft]]:
+        def decide_and_insert(conn: sqlite3.Connection) -> tuple[Row, list[EventDraft]]:
+            # BEGIN IMMEDIATE holds SQLite's write lock for the whole batch: the counts
+            # include every intent inserted before this one, in this process or another.
+            counts = _read_counts(conn, query) if query is not None else Counts()
+            intent, events = build(counts)
+            row = _encode(intent)
+            columns = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            conn.execute(f"INSERT INTO intents ({columns}) VALUES ({marks})", tuple(row.values()))
+            return intent, events
+
+        result: tuple[Row, list[EventDraft]] = await self.write_built(decide_and_insert)
+        return result
+
     async def transition_intent(
         self,
         intent_id: str,
@@ -419,11 +510,7 @@ class SqliteStore:
     async def count_recent_intents(
         self, agent_id: str, since_hour: str, since_day: str
     ) -> tuple[int, int]:
-        row = await self._fetch_one(
-            "SELECT COALESCE(SUM(created_at >= ?), 0) AS hour, COUNT(*) AS day FROM intents "
-            "WHERE agent_id = ? AND created_at >= ?",
-            (since_hour, agent_id, since_day),
-        )
+        row = await self._fetch_one(_RATE_SQL, (since_hour, agent_id, since_day))
         assert row is not None
         return int(row["hour"]), int(row["day"])
 
@@ -437,16 +524,7 @@ class SqliteStore:
         duplicate intents do not count.
         """
         row = await self._fetch_one(
-            "SELECT "
-            "COALESCE(SUM(CASE WHEN agent_id = ? AND created_at >= ? "
-            "    THEN estimated_value_usd END), 0) AS agent_hour, "
-            "COALESCE(SUM(CASE WHEN agent_id = ? THEN estimated_value_usd END), 0) AS agent_day, "
-            "COALESCE(SUM(CASE WHEN created_at >= ? THEN estimated_value_usd END), 0) "
-            "    AS policy_hour, "
-            "COALESCE(SUM(estimated_value_usd), 0) AS policy_day "
-            "FROM intents WHERE policy = ? AND created_at >= ? AND status IN "
-            "('pending_approval', 'approved', 'scheduled', 'succeeded', 'failed')",
-            (agent_id, since_hour, agent_id, since_hour, policy, since_day),
+            _SPEND_SQL, (agent_id, since_hour, agent_id, since_hour, policy, since_day)
         )
         assert row is not None
         return (
@@ -461,13 +539,7 @@ class SqliteStore:
     ) -> str | None:
         """The earliest intent with the same agent, destination and fingerprint since
         `since`, that was not blocked and is not itself a duplicate."""
-        row = await self._fetch_one(
-            "SELECT id FROM intents WHERE agent_id = ? AND created_at >= ? "
-            "AND destination = ? AND fingerprint = ? "
-            "AND status NOT IN ('blocked', 'duplicate_blocked') "
-            "ORDER BY created_at, id LIMIT 1",
-            (agent_id, since, destination, fingerprint),
-        )
+        row = await self._fetch_one(_DUPLICATE_SQL, (agent_id, since, destination, fingerprint))
         return None if row is None else str(row["id"])
 
     async def next_pending_expiry(self) -> str | None:
