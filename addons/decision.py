@@ -37,11 +37,12 @@ from gate_proxy.core.intents import Status
 from gate_proxy.core.registry import Match
 from gate_proxy.core.terms import NOT_JSON, decode_json
 from gate_proxy.core.urlnorm import DEFAULT_PORTS, normalize_host, normalize_path, normalize_url
+from gate_proxy.errors import GateError
 from gate_proxy.logs import log_decision
 from gate_proxy.principal import Principal
 from gate_proxy.proxy.keepalive import keep_flow_alive
-from gate_proxy.proxy.runtime import HeldRequest, ProxyRuntime
-from gate_proxy.service import ProposeInput
+from gate_proxy.proxy.runtime import HeldRequest, ProxyRuntime, client_gone
+from gate_proxy.service import ProposeInput, agent_watch_key
 from gate_proxy.store.base import Conflict, Row
 
 log = logging.getLogger("gate.proxy")
@@ -441,6 +442,9 @@ class GateDecision:
                 ),
             )
             return
+        except GateError as exc:  # the deadline passed, or the agent is no longer active
+            refuse(flow, intent_refusal(exc, intent))
+            return
         flow.metadata["gate_in_flight"] = InFlight(intent["id"], principal.id)
 
     # -- holding -------------------------------------------------------------------------------
@@ -450,6 +454,7 @@ class GateDecision:
         service = runtime.service
         timeout = runtime.settings.hold_timeout_s
         decided = service.watchers.wait(intent["id"])
+        agent_changed = service.watchers.wait(agent_watch_key(principal.id))
         held = HeldRequest(
             intent_id=intent["id"],
             agent_id=principal.id,
@@ -458,6 +463,7 @@ class GateDecision:
             method=flow.request.method,
             url=intent.get("url") or "",
             client_id=flow.client_conn.id,
+            client=flow.client_conn,
             held_since=utc_iso(),
             release_at=iso_in_seconds(timeout),
         )
@@ -470,7 +476,9 @@ class GateDecision:
             if current["status"] == Status.PENDING:
                 async with keep_flow_alive(flow):
                     await asyncio.wait(
-                        {decided, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                        {decided, cancelled, agent_changed},
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
                 current = await service.store.get_intent(intent["id"])
         finally:
@@ -478,11 +486,21 @@ class GateDecision:
             service.metrics.held.set(len(runtime.held))
             decided.cancel()
             cancelled.cancel()
-        if held.cancel.is_set():
-            flow.kill()  # the client left: nothing goes upstream, the intent stays pending
+            agent_changed.cancel()
+        if held.cancel.is_set() or client_gone(flow):
+            # The client left (mitmproxy reports it only after this hook returns, so
+            # HeldRequests watches the socket): nothing goes upstream, and the intent
+            # stays as it is; the agent re-sends with X-Gate-Intent-Id.
+            flow.kill()
             return
         if current is None:
             raise RuntimeError("held intent vanished")
+        try:
+            # Revoked or suspended while held: nothing is released for it.
+            await service.require_active_agent(principal.id)
+        except GateError as exc:
+            refuse(flow, intent_refusal(exc, current))
+            return
         if current["status"] == Status.APPROVED:
             await self._execute_approved(flow, principal, current)
             return
@@ -606,6 +624,18 @@ def too_large(limit: int) -> http.Response:
         message=f"request body exceeds the gate's limit of {limit} bytes",
         error="payload_too_large",
         headers={"Connection": "close"},
+    )
+
+
+def intent_refusal(exc: GateError, intent: Row) -> http.Response:
+    return gate_response(
+        exc.status,
+        status="blocked",
+        reason_code=exc.error,
+        message=exc.message,
+        intent_id=intent["id"],
+        destination=intent["destination"],
+        policy=intent["policy"],
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from gate_proxy.api.app import build_app, server_options
+from gate_proxy.clock import install_from_environment as install_clock_from_environment
 from gate_proxy.core.policy import Policy
 from gate_proxy.core.registry import Registry
 from gate_proxy.dashboard import add_dashboard
@@ -68,6 +69,12 @@ class Gate:
 async def start_gate(settings: Settings) -> Gate:
     """Start everything; raise StartupError with a clear reason if any part cannot start."""
     os.umask(PRIVATE_UMASK)  # `gate-proxy` sets it too; this covers `mitmdump -s addons/gate.py`
+    if install_clock_from_environment() is not None:
+        log.warning(
+            "the gate's clock is shifted by the file in GATE_CLOCK_OFFSET_FILE (tests and "
+            "drills only: deadlines follow it)",
+            extra={"event": "clock_offset"},
+        )
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
@@ -117,6 +124,8 @@ async def start_gate(settings: Settings) -> Gate:
         service.subscribe(notifier.on_event)
     gate = Gate(settings, signer, store, service, webhooks, policies)
     try:
+        # Before any new request: what a previous run left in flight is reconciled.
+        await service.reconcile_in_flight()
         await _start_api(gate)
     except BaseException:
         await store.close()

@@ -58,6 +58,7 @@ from gate_proxy.store.base import (
 log = logging.getLogger("gate.service")
 
 EXECUTION_TTL = timedelta(minutes=15)
+MIN_EXECUTION_WINDOW = timedelta(minutes=5)
 OFF_LOOP_BYTES = 32 * 1024
 AUTH_CACHE_SECONDS = 2.0
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -138,6 +139,11 @@ def parse_expires_in(value: object) -> int | None:
         raise bad_request("expiresIn must look like 30m, 1h or 2d")
     number, unit = int(match.group(1)), match.group(2)
     return max(1, number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+def agent_watch_key(agent_id: str) -> str:
+    """The IntentWatchers key that fires when an agent's status changes."""
+    return f"agent:{agent_id}"
 
 
 def review_hash(intent: Row) -> str:
@@ -282,7 +288,18 @@ class GateService:
         if not await self.store.set_agent_status(agent["id"], status, event):
             raise conflict("agent status changed concurrently")
         self._auth_cache.clear()  # revocation takes effect at once in this process
+        # Wake whatever is held for this agent: it re-checks the agent and refuses.
+        self.watchers.notify(agent_watch_key(agent["id"]), status)
         return public_agent({**agent, "status": status})
+
+    async def require_active_agent(self, agent_id: str) -> None:
+        """Refuse (403) unless the agent is active now: read from the store, not the cache."""
+        if agent_id == admin_principal().id:
+            return
+        agent = await self.store.get_agent(agent_id)
+        status = agent["status"] if agent is not None else "unknown"
+        if status != "active":
+            raise GateError(403, f"agent_{status}", f"the agent is {status}")
 
     async def find_agent(self, id_or_name: str) -> Row:
         agent = await self.store.get_agent(id_or_name) or await self.store.get_agent_by_name(
@@ -529,8 +546,10 @@ class GateService:
             "require_approvals": decision.require_approvals,
             "metadata": request.metadata,
             "created_at": utc_iso(now),
+            # Pending: the review deadline. Approved: the execution deadline (an approval
+            # does not stay usable forever; docs/security.md).
             "expires_at": utc_iso(now + timedelta(seconds=expiry))
-            if status == Status.PENDING
+            if status in (Status.PENDING, Status.APPROVED)
             else None,
             "decided_at": utc_iso(now) if decided_by else None,
             "decided_by": decided_by,
@@ -698,27 +717,32 @@ class GateService:
             approvals = len({v["reviewer_id"] for v in votes if v["vote"] == "approve"})
             if approvals < required:
                 return {**intent, "approvals": approvals}
+        # The approval is usable until the intent's deadline, and for at least
+        # MIN_EXECUTION_WINDOW after it (an approval in the last minute must be usable).
+        deadline = max(intent.get("expires_at") or now, utc_iso(utc_now() + MIN_EXECUTION_WINDOW))
         events = [
             EventDraft(
                 Event.APPROVED,
                 intent_id,
                 caller.name,
                 intent["agent_id"],
-                {"by": caller.id, "note": note},
+                {"by": caller.id, "note": note, "execute_by": deadline},
             )
         ]
+        fields = {
+            "decided_at": now,
+            "decided_by": caller.id,
+            "decision_note": note,
+            "expires_at": deadline,
+        }
         try:
             await self.store.transition_intent(
-                intent_id,
-                (Status.PENDING,),
-                Status.APPROVED,
-                {"decided_at": now, "decided_by": caller.id, "decision_note": note},
-                events,
+                intent_id, (Status.PENDING,), Status.APPROVED, fields, events
             )
         except Conflict as exc:
             raise conflict("intent is no longer pending", "not_pending") from exc
         self.metrics.reviews.inc("approved")
-        updated = {**intent, "status": Status.APPROVED, "decided_at": now, "decided_by": caller.id}
+        updated = {**intent, **fields, "status": Status.APPROVED}
         self._after_transition(updated, Event.APPROVED, caller.name)
         return updated
 
@@ -780,6 +804,12 @@ class GateService:
         intent = await self._expire_if_due(intent)
         if intent["status"] == Status.EXPIRED:
             raise gone("the approval window has closed; the intent expired")
+        agent = await self.store.get_agent(intent["agent_id"])
+        if agent is not None and agent["status"] != "active":
+            raise conflict(
+                f"the proposing agent is {agent['status']}; its intents cannot be approved",
+                "agent_inactive",
+            )
         if intent["status"] != Status.PENDING:
             raise conflict(
                 f"intent is {intent['status']}, not pending_approval",
@@ -793,34 +823,33 @@ class GateService:
     # -- expiry ------------------------------------------------------------------------------
 
     async def _expire_if_due(self, intent: Row) -> Row:
-        if intent["status"] != Status.PENDING or not intent.get("expires_at"):
+        """A pending intent past its review deadline, or an approved one past its execution
+        deadline, expires (both are `expires_at`)."""
+        if intent["status"] not in (Status.PENDING, Status.APPROVED):
             return intent
-        if intent["expires_at"] > utc_iso():
+        if not intent.get("expires_at") or intent["expires_at"] > utc_iso():
             return intent
-        await self._expire(intent)
-        return {**intent, "status": Status.EXPIRED}
+        return await self._expire(intent)
 
-    async def _expire(self, intent: Row) -> None:
-        events = [
-            EventDraft(
-                Event.EXPIRED,
-                intent["id"],
-                "system",
-                intent["agent_id"],
-                {"expires_at": intent["expires_at"]},
-            )
-        ]
+    async def _expire(self, intent: Row) -> Row:
+        was = intent["status"]
+        data: dict[str, Any] = {"expires_at": intent["expires_at"]}
+        fields: Row = {}
+        if was == Status.APPROVED:
+            data["reason"] = "approved but not executed before the deadline"
+        else:
+            fields = {"decided_at": utc_iso(), "decided_by": "system"}
+        events = [EventDraft(Event.EXPIRED, intent["id"], "system", intent["agent_id"], data)]
         try:
             await self.store.transition_intent(
-                intent["id"],
-                (Status.PENDING,),
-                Status.EXPIRED,
-                {"decided_at": utc_iso(), "decided_by": "system"},
-                events,
+                intent["id"], (Status(was),), Status.EXPIRED, fields, events
             )
         except Conflict:
-            return  # decided by someone else a moment earlier
-        self._after_transition({**intent, "status": Status.EXPIRED}, Event.EXPIRED, "system")
+            # Decided (or executed) by someone else a moment earlier: that state stands.
+            return await self.store.get_intent(intent["id"]) or intent
+        expired = {**intent, **fields, "status": Status.EXPIRED}
+        self._after_transition(expired, Event.EXPIRED, "system")
+        return expired
 
     async def run_expiry(self) -> None:
         """Expire pending intents at their expiresAt, sleeping exactly until the next one."""
@@ -874,7 +903,15 @@ class GateService:
         )
 
     async def claim_execution(self, intent: Row, actor: str) -> None:
-        """Turn an approval into its one execution; a second claim gets Conflict."""
+        """Turn an approval into its one execution; a second claim gets Conflict.
+
+        Refused (GateError) when the execution deadline has passed or the agent is no
+        longer active: an approval is for a live agent, within its window.
+        """
+        current = await self._expire_if_due(intent)
+        if current["status"] == Status.EXPIRED:
+            raise gone("the approval's execution window has closed; the intent expired")
+        await self.require_active_agent(intent["agent_id"])
         await self.store.transition_intent(
             intent["id"],
             (Status.APPROVED,),
@@ -882,6 +919,49 @@ class GateService:
             {"executed_at": utc_iso()},
             [self._execution_requested(intent, actor)],
         )
+
+    async def reconcile_in_flight(self) -> int:
+        """At start: proxied executions a previous run requested but never saw finish.
+
+        Their `execution_requested` is on the ledger (write-ahead), their outcome is not:
+        the gate stopped while the request was in flight, so whether the upstream got it
+        is unknown. They become `failed` with reason `execution_unknown`, visible as such
+        in the dashboard and the ledger, instead of staying `scheduled` forever. One gate
+        process per store (the scale-out issue adds leases for several).
+        """
+        reconciled = 0
+        for intent in await self.store.list_intents(status=Status.SCHEDULED, limit=1_000_000):
+            if intent["source"] != "proxy":
+                continue  # API executions are reported by their worker with a token
+            message = (
+                "execution_unknown: the gate stopped while this request was in flight; "
+                "it may or may not have reached the upstream"
+            )
+            event = EventDraft(
+                Event.EXECUTION_FAILED,
+                intent["id"],
+                "system",
+                intent["agent_id"],
+                {"error": "execution_unknown", "detail": message},
+            )
+            fields = {
+                "completed_at": utc_iso(),
+                "reason_code": "execution_unknown",
+                "block_reason": message,
+            }
+            try:
+                await self.store.transition_intent(
+                    intent["id"], (Status.SCHEDULED,), Status.FAILED, fields, [event]
+                )
+            except Conflict:
+                continue
+            reconciled += 1
+        if reconciled:
+            log.warning(
+                "reconciled executions left in flight by a previous run",
+                extra={"event": "reconciled", "count": reconciled},
+            )
+        return reconciled
 
     async def record_outcome(
         self, intent_id: str, agent_id: str, ok: bool, detail: dict[str, Any]

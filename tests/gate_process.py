@@ -66,6 +66,17 @@ class GateProcess:
         assert response.status_code == 201, response.text
         return response.json()
 
+    @property
+    def clock_file(self) -> Path:
+        return self.root / "clock-offset"
+
+    def shift_clock(self, seconds: float) -> None:
+        """Move the gate's wall clock forward (GATE_CLOCK_OFFSET_FILE); timers unaffected."""
+        current = float(self.clock_file.read_text() or 0) if self.clock_file.exists() else 0.0
+        staged = self.clock_file.with_suffix(".new")
+        staged.write_text(str(current + seconds))
+        staged.replace(self.clock_file)  # a new inode: the gate sees the change at once
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -84,6 +95,7 @@ class GateProcess:
     def start(self, *extra: str, env: dict[str, str] | None = None, wait: bool = True) -> None:
         self.log_path = self.root / f"gate-{int(time.time() * 1000)}.log"
         environment = {**os.environ, **(env or {})}
+        environment.setdefault("GATE_CLOCK_OFFSET_FILE", str(self.clock_file))
         if self.admin_key:
             environment["GATE_ADMIN_KEY"] = self.admin_key
         else:

@@ -3,13 +3,16 @@ Playwright, against a real `gate-proxy serve` with a real upstream on 127.0.0.1.
 
 Each flow signs in, watches a proxied request's intent arrive live, approves it (the held
 request completes with the upstream's answer), rejects another, and checks that a secret
-and an SSN never reach the page. The desktop flow writes docs/img/dashboard.png.
+and an SSN never reach the page. The desktop flow takes the README's screenshot: into the
+test's temporary directory, or into docs/img/dashboard.png when GATE_UPDATE_SCREENSHOT=1
+(a deliberate update; a normal test run never modifies tracked files).
 
 Chromium comes from `deploy/browser.sh` (apt). Without it these tests FAIL, never skip:
 a dashboard nobody can click through is not tested.
 """
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "dashboard.png"
+README_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "dashboard.png"
 WAIT_MS = 10_000  # every browser wait is bounded
 
 
@@ -152,10 +155,13 @@ def test_review_flow_desktop(browser: Any, env: Env) -> None:
         assert_no_raw_secrets(page)
 
         # The README's picture: the held refund on top, a two-person wire below it.
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        screenshot = env.gate.root / "dashboard.png"
+        if os.environ.get("GATE_UPDATE_SCREENSHOT") == "1":
+            screenshot = README_SCREENSHOT
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.evaluate("window.scrollTo(0, 0)")
-        page.screenshot(path=str(SCREENSHOT), animations="disabled")
-        assert SCREENSHOT.stat().st_size > 10_000
+        page.screenshot(path=str(screenshot), animations="disabled")
+        assert screenshot.stat().st_size > 10_000
 
         # The countdown is live.
         countdown = card.locator(".countdown")

@@ -3,6 +3,7 @@
 proposed -> policy_checked -> blocked | duplicate_blocked | approved | pending_approval
 pending_approval -> approved | rejected | expired
 approved -> scheduled (execution order issued) -> succeeded | failed
+approved -> expired (not executed before its deadline)
 approved -> succeeded | failed (the proxy executes directly)
 """
 
@@ -49,7 +50,8 @@ TERMINAL: frozenset[Status] = frozenset(
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.APPROVED, Status.REJECTED, Status.EXPIRED}),
-    Status.APPROVED: frozenset({Status.SCHEDULED, Status.SUCCEEDED, Status.FAILED}),
+    # An approval not executed before its deadline expires.
+    Status.APPROVED: frozenset({Status.SCHEDULED, Status.SUCCEEDED, Status.FAILED, Status.EXPIRED}),
     Status.SCHEDULED: frozenset({Status.SUCCEEDED, Status.FAILED, Status.APPROVED}),
 }
 

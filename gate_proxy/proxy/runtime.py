@@ -1,9 +1,12 @@
 """What the proxy addons share with the rest of the gate, in one object."""
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from mitmproxy import connection
 
 from gate_proxy.clock import utc_iso
 from gate_proxy.core.registry import Registry
@@ -23,6 +26,7 @@ class HeldRequest:
     client_id: str
     held_since: str
     release_at: str
+    client: connection.Client | None = None
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
 
     def view(self) -> dict[str, Any]:
@@ -38,22 +42,52 @@ class HeldRequest:
         }
 
 
+def client_gone(flow: Any) -> bool:
+    """True once the client closed (or reset) its side of the connection."""
+    client = flow.client_conn
+    return not (client.state & connection.ConnectionState.CAN_READ)
+
+
 class HeldRequests:
     """Requests held open by X-Gate-Wait, so they can be listed and released.
 
     Indexed by client connection too: a mass disconnect must not scan every hold.
+    mitmproxy reports a client that leaves only after the hook that holds its request
+    returns, so one watcher task looks at every held client's socket state every
+    WATCH_INTERVAL_S and cancels the holds of those that left.
     """
+
+    WATCH_INTERVAL_S = 0.5
 
     def __init__(self) -> None:
         self._held: dict[int, HeldRequest] = {}
         self._by_client: dict[str, set[int]] = {}
         self._next = 0
+        self._watcher: asyncio.Task[None] | None = None
 
     def add(self, held: HeldRequest) -> int:
         self._next += 1
         self._held[self._next] = held
         self._by_client.setdefault(held.client_id, set()).add(self._next)
+        if held.client is not None and (self._watcher is None or self._watcher.done()):
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch_clients(), name="gate held-client watcher"
+            )
         return self._next
+
+    async def _watch_clients(self) -> None:
+        while self._held:
+            await asyncio.sleep(self.WATCH_INTERVAL_S)
+            for held in list(self._held.values()):
+                client = held.client
+                if client is not None and not (client.state & connection.ConnectionState.CAN_READ):
+                    held.cancel.set()
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
 
     def remove(self, token: int) -> None:
         held = self._held.pop(token, None)

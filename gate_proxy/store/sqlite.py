@@ -544,13 +544,15 @@ class SqliteStore:
 
     async def next_pending_expiry(self) -> str | None:
         row = await self._fetch_one(
-            "SELECT MIN(expires_at) AS at FROM intents WHERE status = 'pending_approval'"
+            "SELECT MIN(expires_at) AS at FROM intents "
+            "WHERE status IN ('pending_approval', 'approved')"
         )
         return row["at"] if row else None
 
     async def due_pending(self, now: str) -> list[Row]:
         return await self._fetch(
-            "SELECT * FROM intents WHERE status = 'pending_approval' AND expires_at <= ?",
+            "SELECT * FROM intents WHERE status IN ('pending_approval', 'approved') "
+            "AND expires_at <= ?",
             (now,),
         )
 
