@@ -7,10 +7,20 @@ comments in SQL, invisible characters.
 
 import itertools
 import json
+import random
 
 import pytest
 
 from gate_proxy.core.analyzers import (
+    DEFAULT_CONFIG,
+    MAX_DECODE_CHARS,
+    MAX_FIELD_CHARS,
+    MAX_FIELD_VALUES,
+    MAX_FINDINGS_PER_ANALYZER,
+    MAX_FORM_CHARS,
+    MAX_RECORDS,
+    MAX_SCAN_BYTES,
+    SEVERITIES,
     AnalyzerConfig,
     Finding,
     analyze,
@@ -23,7 +33,12 @@ from gate_proxy.core.analyzers.paths import analyze_path
 from gate_proxy.core.analyzers.pii import analyze_pii, find_pii, iban_ok, luhn_ok, prepare
 from gate_proxy.core.analyzers.records import RecordCheck, analyze_records
 from gate_proxy.core.analyzers.shell import analyze_shell
-from gate_proxy.core.analyzers.sql import MAX_SQL_CHARS, analyze_sql
+from gate_proxy.core.analyzers.sql import (
+    MAX_SQL_CHARS,
+    MAX_SQL_DELIMITERS,
+    MAX_SQL_TOKENS,
+    analyze_sql,
+)
 from gate_proxy.core.analyzers.templates import analyze_templates
 from gate_proxy.core.terms import decode_json
 
@@ -485,3 +500,270 @@ def test_finding_tags_feed_the_risk_score() -> None:
 def test_analyzers_are_deterministic_and_pure() -> None:
     text = json.dumps({"ssn": "123-45-6789", "body": "Hello {{x}}"})
     assert analyze(text) == analyze(text) == analyze(text, decode_json(text))
+
+
+# -- never raise, bounded work (security issue 9, item 18) ---------------------------------
+
+SQL_HARDENING_CASES = [
+    # sqlparse's grouping raised on these (depth > 100, > 10,000 tokens): no grouping now
+    ("SELECT 1" + "+1" * 1000, set()),
+    ("DELETE FROM t WHERE id = 1" + "+1" * 1000, set()),
+    ("DELETE FROM t WHERE 1=1" + " OR 1=1" * 200, {"sql.delete_without_where"}),
+    ("DELETE FROM t WHERE " + "(" * 300 + "1=1" + ")" * 300, {"sql.delete_without_where"}),
+    ("DELETE FROM t WHERE " + "(" * 300 + "id = 5" + ")" * 300, set()),
+    ("DELETE FROM t WHERE id = 5 OR (a = 2 OR (b = 3 OR (1 = 1)))", {"sql.delete_without_where"}),
+    # the WHERE clause found without grouping
+    ("DELETE FROM t WHERE 1=1 ORDER  BY x", {"sql.delete_without_where"}),
+    ("DELETE FROM t WHERE 42", {"sql.delete_without_where"}),  # MySQL: non-zero is true
+    ("DELETE FROM t WHERE 0", set()),
+    ("DELETE FROM t WHERE x.y = x.y", {"sql.delete_without_where"}),
+    ("UPDATE t SET a = CASE WHEN b THEN 1 END WHERE id = 1", set()),
+    ("UPDATE t SET a = (SELECT b FROM u WHERE u.id = 1)", {"sql.update_without_where"}),
+    ("WITH d AS (SELECT id FROM t WHERE x = 1) DELETE FROM t", {"sql.delete_without_where"}),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM u WHERE 1=1)", set()),
+    # whitespace runs are folded before lexing, without changing what is a comment
+    ("#\tDROP TABLE t", set()),  # as before: "#" is not read as a verb
+    ("# \nDROP  \t  TABLE\n\n\t t", {"sql.drop"}),
+    ("#  DROP TABLE t", set()),
+    ("--\tx\n   DELETE   FROM\t\tt", {"sql.delete_without_where"}),
+    # statements inside a BEGIN ... END block (one sqlparse statement)
+    ("BEGIN DROP TABLE users; END", {"sql.drop"}),
+    ("BEGIN DELETE FROM a; DELETE FROM b WHERE id = 1; END", {"sql.delete_without_where",
+                                                             "sql.stacked"}),
+    ("CREATE PROCEDURE p() BEGIN TRUNCATE TABLE t; END", {"sql.truncate", "sql.stacked"}),
+    # MySQL executable comments: unclosed openers are not code (and are linear to skip)
+    ("/*!50000 DROP TABLE t */", {"sql.drop"}),
+    ("/*!" * 5000 + " DROP TABLE t", {"sql.too_large"}),  # 3 tokens each: over budget
+    ("/*! DROP TABLE t", set()),  # unclosed: MySQL rejects it, nothing runs
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sql", "expected"), SQL_HARDENING_CASES)
+def test_sql_hardening(sql: str, expected: set[str]) -> None:
+    assert kinds(analyze_sql(sql, "payload")) == expected
+
+
+def test_sql_over_the_token_budget_is_too_large_not_an_error() -> None:
+    # One statement of ~20,000 tokens: sqlparse's grouping raised SQLParseError (a 503).
+    text = "INSERT INTO t VALUES " + ",".join(f"({i},'x')" for i in range(4000)) + "; DROP TABLE t"
+    (finding,) = analyze_sql(text, "$.q")
+    assert finding.type == "sql.too_large" and "tokens" in finding.detail
+    assert finding.location == "$.q"
+
+
+def test_sql_budget_is_shared_by_the_strings_of_one_payload() -> None:
+    # Each string is small; together they are over the token budget: fail closed.
+    strings = ["UPDATE a SET x = 1 WHERE id = 7; SELECT 1"] * (MAX_SQL_TOKENS // 10)
+    found = analyze(json.dumps(strings), config=AnalyzerConfig(sql=True, pii=False))
+    assert "sql.too_large" in kinds(found) and "sql.stacked" in kinds(found)
+    few = analyze(json.dumps(strings[:10]), config=AnalyzerConfig(sql=True, pii=False))
+    assert kinds(few) == {"sql.stacked"}
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("$" * (MAX_SQL_DELIMITERS + 1) + " DROP TABLE t", "delimiters"),
+        ("/**/" * (MAX_SQL_DELIMITERS // 2 + 1) + " DROP TABLE t", "delimiters"),
+        (";" * (MAX_SQL_TOKENS + 1), "tokens"),
+        ("(" * MAX_SQL_TOKENS + "DROP TABLE t", "tokens"),
+        (" DROP TABLE t " * (MAX_SQL_CHARS // 14 + 1), "characters"),
+    ],
+)
+def test_sql_limits(text: str, why: str) -> None:
+    (finding,) = analyze_sql(text, "payload")
+    assert finding.type == "sql.too_large" and why in finding.detail
+
+
+def test_sql_json_payload_over_the_limit_is_too_large_without_a_walk() -> None:
+    body = json.dumps({"q": "SELECT 1", "pad": "x" * MAX_SQL_CHARS})
+    found = analyze(body, config=AnalyzerConfig(sql=True, pii=False, templates=False))
+    assert [(f.type, f.location) for f in found] == [("sql.too_large", "payload")]
+
+
+def test_sql_findings_in_deep_json_name_their_location() -> None:
+    depth = 800
+    body = "[" * depth + '"SELECT 1", "DROP TABLE t"' + "]" * depth
+    found = analyze(body, config=AnalyzerConfig(sql=True, pii=False, templates=False))
+    where = "$" + "[0]" * (depth - 1) + "[1]"
+    assert [(f.type, f.location) for f in found] == [("sql.drop", where)]
+
+
+def test_findings_are_capped_per_analyzer_but_every_kind_is_kept() -> None:
+    strings = ["DROP TABLE t"] * 200 + ["TRUNCATE u"]
+    found = analyze(json.dumps(strings), config=AnalyzerConfig(sql=True, pii=False))
+    assert len(found) <= MAX_FINDINGS_PER_ANALYZER + 1
+    assert kinds(found) == {"sql.drop", "sql.truncate"}
+    assert found[0].location == "$[0]" and found[-1].location == "$[200]"
+
+
+def filler(size: int) -> str:
+    words = "the parcel left the warehouse on friday and should arrive soon "
+    return (words * (size // len(words) + 1))[:size]
+
+
+def test_pii_and_templates_read_up_to_their_limit() -> None:
+    tail = " ssn 123-45-6789 hello {{name}}"
+    under = filler(MAX_SCAN_BYTES - len(tail)) + tail
+    assert kinds(analyze(under)) == {"pii.ssn", "template.unresolved"}
+    over = filler(MAX_SCAN_BYTES + 1 - len(tail)) + tail
+    found = analyze(over)
+    assert kinds(found) == {"pii.too_large", "template.too_large"}
+    assert all(str(MAX_SCAN_BYTES) in f.detail for f in found)
+
+
+def test_decoded_readings_count_towards_the_scan_limit() -> None:
+    # %XX makes a second (URL-decoded) reading: the two together are over the limit.
+    text = filler(MAX_SCAN_BYTES // 2 + 100) + " %34%31"
+    assert kinds(analyze(text, config=AnalyzerConfig(templates=False))) == {"pii.too_large"}
+
+
+def test_field_checks_fail_closed_past_their_limits() -> None:
+    config = AnalyzerConfig(
+        pii=False,
+        templates=False,
+        shell_fields=(parse_field_path("tags[*]"),),
+        path_fields=(parse_field_path("file"),),
+    )
+    many = json.dumps({"tags": ["ok"] * (MAX_FIELD_VALUES + 1), "file": "a.txt"})
+    assert kinds(analyze(many, config=config)) == {"shell.too_large"}  # "file" is fine
+    long_value = json.dumps({"tags": ["a" * (MAX_FIELD_CHARS + 1)], "file": "a.txt"})
+    assert "shell.too_large" in kinds(analyze(long_value, config=config))
+    fine = json.dumps({"tags": ["ok"] * 100 + ["a;b"], "file": "../x"})
+    assert kinds(analyze(fine, config=config)) == {"shell.separator", "path.traversal"}
+
+
+def test_record_checks_fail_closed_past_their_limit() -> None:
+    config = AnalyzerConfig(pii=False, templates=False, record_checks=(check("r[*].e", 0.5),))
+    over = json.dumps({"r": [{"e": "x"}] * (MAX_RECORDS + 1)})
+    (finding,) = analyze(over, config=config)
+    assert finding.type == "record.unchecked" and finding.location == "r[*].e"
+    under = json.dumps({"r": [{"e": "x"}] * MAX_RECORDS})
+    assert analyze(under, config=config) == ()
+
+
+def test_analyze_does_not_decode_a_body_over_its_decode_limit() -> None:
+    config = AnalyzerConfig(pii=False, templates=False, record_checks=(check("r[*].e", 0.5),))
+    body = json.dumps({"r": [{"e": "x"}], "pad": "x" * MAX_DECODE_CHARS})
+    (finding,) = analyze(body, config=config)
+    assert finding.type == "record.unchecked" and "decodes" in finding.detail
+    assert analyze(body, decode_json(body), config=config) == ()  # the caller decoded it
+
+
+# The inputs that broke or stalled an analyzer, and a few more shapes an attacker controls.
+HOSTILE = [
+    "",
+    "\x00" * 100,
+    "\ud800\udfff\ud800 lone surrogates \udc00 DROP TABLE t; 4111 1111 1111 1111",
+    '{"q": "\\ud800 DROP TABLE t", "e": "a@b.co"}',
+    "[" * 5000 + "]" * 5000,
+    "[" * 900 + '"DROP TABLE t",' * 50 + '"x"' + "]" * 900,
+    '{"a":' * 3000 + "1" + "}" * 3000,
+    "SELECT " + "(" * 5000,
+    ")" * 5000 + "DELETE FROM t",
+    "'" * 10_001 + "DROP TABLE t",
+    '"' * 10_001,
+    "`" * 5000 + " DROP TABLE t",
+    "$$" * 5000 + "$tag$ DROP TABLE t $tag",
+    "/*" * 5000 + "*/" * 10,
+    "-- " * 5000 + "\nDROP TABLE t",
+    "%" * 5000 + "%25" * 2000 + "%u002e" * 1000,
+    "&#" * 5000 + "&#x110000;&#99999999999;",
+    "\\u" * 5000 + "\\x" * 5000,
+    "{{" * 20_000,
+    "at]" * 20_000,
+    "a" * 200_000,
+    "9" * 200_000,
+    "-----BEGIN " * 5000,
+    "ＤＲＯＰ　ＴＡＢＬＥ　ｔ；" * 1000,
+    "a=1&" * 20_000,
+    "q=DROP%20TABLE%20t&branch=%3Bid&file=..%2f..%2fetc",
+    "\u202e\u2066" * 5000 + "4111\u200b1111\u200b1111\u200b1111",
+    "x" * (MAX_SCAN_BYTES + 1),
+    "GO\n" * 5000,
+    "BEGIN " * 5000 + "DROP TABLE t; END",
+    "EXEC('" + "EXEC(''" * 200 + "DROP TABLE t" + "'')" * 200 + "')",
+]
+EVERYTHING = AnalyzerConfig(
+    sql=True,
+    sql_fields=(),
+    shell_fields=(parse_field_path("branch"), parse_field_path("a[*]"), parse_field_path("q")),
+    path_fields=(parse_field_path("file"), parse_field_path("a[*].b")),
+    record_checks=(check("a[*].b", 0.5), check("r", 0.5)),
+)
+CONFIGS = [
+    DEFAULT_CONFIG,
+    EVERYTHING,
+    AnalyzerConfig(sql=True, sql_fields=(parse_field_path("q"), parse_field_path("a[*]"))),
+]
+
+
+def assert_findings(found: object) -> None:
+    assert isinstance(found, tuple)
+    assert all(isinstance(f, Finding) and f.severity in SEVERITIES for f in found)
+    assert all(isinstance(f.location, str) and isinstance(f.detail, str) for f in found)
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_inputs_never_raise(text: str) -> None:
+    for config in CONFIGS:
+        assert_findings(analyze(text, config=config))
+        assert_findings(analyze(text, destination_tags=("sql",), config=config))
+    for direct in (analyze_sql, analyze_shell, analyze_path):
+        assert isinstance(direct(text, "payload"), list)
+    assert isinstance(analyze_pii(text), list)
+    assert isinstance(mask_pii(text[:20_000]), str)
+
+
+# Fragments an attacker would combine: SQL, PII, templates, shell, paths, encodings, JSON
+# syntax, control characters and lone surrogates.
+FRAGMENTS = [
+    "DROP", "TABLE", "DELETE FROM t", "UPDATE t SET a=1", "WHERE", "1=1", " OR ", "(", ")",
+    ";", "GO", "BEGIN", "END", "EXEC('", "'", '"', "`", "$$", "$a$", "/*", "*/", "/*!", "--",
+    "\n", "\r", "\t", " ", "\x00", "\ud800", "\udfff", "\u200b", "\u2212", "４", "．",
+    "123-45-6789", "4111 1111 1111 1111", "DE89370400440532013000", "a@b.co", "[at]",
+    "AKIAIOSFODNN7EXAMPLE", "-----BEGIN RSA PRIVATE KEY-----", "{{x}}", "${", "%(", "[[",
+    "%2e%2e%2f", "%25", "%u002e", "%c0%ae", "\\x2e", "\\u0034", "&#52;", "&amp;", "../",
+    "C:\\", "~", "|", "&&", "$(id)", "-o", "[", "]", "{", "}", ",", ":", "\\",
+]  # fmt: skip
+
+
+def random_text(rng: random.Random) -> str:
+    parts = [rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 60))]
+    if rng.random() < 0.3:
+        parts.append(rng.choice(FRAGMENTS) * rng.randint(100, 3000))  # a long run
+    if rng.random() < 0.2:
+        parts.append("".join(chr(rng.randint(0, 0x10FFFF)) for _ in range(rng.randint(1, 50))))
+    return "".join(parts)
+
+
+def random_json(rng: random.Random, depth: int = 0) -> object:
+    roll = rng.random()
+    if depth > 6 or roll < 0.4:
+        return random_text(rng) if rng.random() < 0.8 else rng.choice([1, -2.5, None, True])
+    if roll < 0.7:
+        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 6))]
+    keys = ["a", "b", "q", "r", "branch", "file", random_text(rng)[:10]]
+    return {rng.choice(keys): random_json(rng, depth + 1) for _ in range(rng.randint(0, 6))}
+
+
+def test_random_inputs_never_raise() -> None:
+    """Property: analyze() returns findings for any text and any JSON (seeded, bounded:
+    hypothesis is not a dependency of this project)."""
+    rng = random.Random(918)
+    for _ in range(300):
+        if rng.random() < 0.5:
+            text = random_text(rng)
+        else:
+            text = json.dumps(random_json(rng), ensure_ascii=rng.random() < 0.5)
+        config = rng.choice(CONFIGS)
+        tags = ("sql",) if rng.random() < 0.5 else ()
+        assert_findings(analyze(text, destination_tags=tags, config=config))
+
+
+def test_a_large_form_body_is_not_parsed_and_field_checks_fail_closed() -> None:
+    config = AnalyzerConfig(pii=False, templates=False, shell_fields=(parse_field_path("a"),))
+    small = "a=main&" + "b=1&" * 100
+    assert analyze(small, config=config) == ()
+    large = "a=main&" + "b=1&" * (MAX_FORM_CHARS // 4)
+    assert kinds(analyze(large, config=config)) == {"shell.unchecked"}

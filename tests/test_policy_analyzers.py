@@ -9,6 +9,7 @@ import httpx
 import pytest
 from gate_process import GateProcess, running_gate
 
+from gate_proxy.core.analyzers import MAX_FIELD_VALUES, MAX_RECORDS, MAX_SCAN_BYTES
 from gate_proxy.core.policy import (
     Counters,
     Decision,
@@ -159,6 +160,48 @@ def test_sql_too_large_counts_as_every_kind() -> None:
     assert decide(SQL + NEVER, {"query": huge}).reason_code == "sql_blocked"
     only_review = "sql: {require_approval: [drop]}\n" + NEVER
     assert decide(only_review, {"query": huge}).status == "pending_approval"
+
+
+ONE_LONG_INSERT = (
+    "INSERT INTO t VALUES " + ",".join(f"({i},'x')" for i in range(9000)) + "; DROP TABLE t"
+)  # ~100 KB, one statement: sqlparse's grouping raised on it before issue 9
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"query": ONE_LONG_INSERT},
+        ONE_LONG_INSERT,
+        {"query": "SELECT 1" + "+1" * 1000 + "; DROP TABLE t"},  # grouping depth (2 KB)
+        {"query": "UPDATE a SET x = 1 WHERE id = 7; " * 9000},  # 300 KB
+    ],
+)
+def test_sql_that_broke_the_analyzer_is_decided(payload: object) -> None:
+    decision = decide(SQL + NEVER, payload)
+    assert (decision.status, decision.reason_code) == ("blocked", "sql_blocked")
+    only_review = "sql: {require_approval: [drop]}\n" + NEVER
+    assert decide(only_review, payload).status == "pending_approval"
+
+
+def test_analyzers_over_their_limits_fail_closed() -> None:
+    big = {"branch": "main", "tags": ["ok"] * (MAX_FIELD_VALUES + 1), "text": "x"}
+    shell = decide("shell_check_fields: [tags]\n" + NEVER, big)
+    assert (shell.status, shell.reason_code) == ("blocked", "shell_injection_detected")
+    assert "shell.too_large" in shell.block_reason
+    templates = decide("require_approval_if_template_error: true\n" + NEVER, LARGE_TEXT)
+    assert (templates.status, templates.reason_code) == ("pending_approval", "template_error")
+    record = "record_checks: [{path: 'r[*].e', max_empty_ratio: 0.5, on_fail: block}]\n"
+    records = decide(record + NEVER, {"r": [{"e": "x"}] * (MAX_RECORDS + 1)})
+    assert (records.status, records.reason_code) == ("blocked", "record_check_failed")
+
+
+LARGE_TEXT = "ordinary text " * (MAX_SCAN_BYTES // 14 + 1)
+
+
+def test_pii_over_its_limit_fails_closed() -> None:
+    decision = decide("block_if_pii: [ssn]\n" + NEVER, LARGE_TEXT + " 123-45-6789")
+    assert [f.type for f in decision.findings if f.analyzer == "pii"] == ["pii.too_large"]
+    assert (decision.status, decision.reason_code) == ("blocked", "pii_detected")
 
 
 def test_sql_is_not_analysed_without_a_sql_block_or_tag() -> None:

@@ -558,7 +558,7 @@ def evaluate(
     if policy.block_if_pii:
         hit = _pii_hit(ev.findings, policy.block_if_pii)
         if hit is not None:
-            reason = f"Payload contains {hit.kind.replace('_', ' ')}: {_describe(hit)}"
+            reason = _pii_reason(hit)
             return _decide(ev, BLOCKED, "pii_detected", reason, "block_if_pii")
 
     record_failures = _record_failures(policy, ev) if policy.record_checks else []
@@ -595,7 +595,7 @@ def evaluate(
     if policy.require_approval_if_pii:
         hit = _pii_hit(ev.findings, policy.require_approval_if_pii)
         if hit is not None:
-            reason = f"Payload contains {hit.kind.replace('_', ' ')}: {_describe(hit)}"
+            reason = _pii_reason(hit)
             return _decide(
                 ev, PENDING, "pii_review_required", reason, "require_approval_if_pii", value
             )
@@ -678,9 +678,18 @@ def _sql_hit(findings: list[Finding], kinds: tuple[str, ...]) -> Finding | None:
 
 def _pii_hit(findings: tuple[Finding, ...], kinds: tuple[str, ...]) -> Finding | None:
     for finding in findings:
-        if finding.analyzer in ("pii", "secret") and finding.kind in kinds:
+        # A body past the scan limit counts as every kind: fail closed.
+        if finding.analyzer in ("pii", "secret") and (
+            finding.kind in kinds or finding.kind == "too_large"
+        ):
             return finding
     return None
+
+
+def _pii_reason(hit: Finding) -> str:
+    if hit.kind == "too_large":
+        return f"Payload too large for the PII check: {_describe(hit)}"
+    return f"Payload contains {hit.kind.replace('_', ' ')}: {_describe(hit)}"
 
 
 def _record_failures(policy: Policy, ev: _Evaluation) -> list[tuple[RecordCheck, Finding]]:

