@@ -357,7 +357,21 @@ class GateDecision:
             force_block=force_block,
             execute_if_approved=not shadow,
         )
-        outcome = await self.runtime.service.propose(principal, proposal)
+        try:
+            outcome = await self.runtime.service.propose(principal, proposal)
+        except GateError as exc:  # e.g. analysis_timeout: a clear refusal, nothing forwarded
+            refuse(
+                flow,
+                gate_response(
+                    exc.status,
+                    status="error" if exc.status >= 500 else "blocked",
+                    reason_code=exc.error,
+                    message=exc.message,
+                    destination=destination,
+                    policy=match.policy,
+                ),
+            )
+            return
         intent = outcome.intent
         if shadow:
             return  # recorded as shadow; forwarded whatever the decision

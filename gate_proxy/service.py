@@ -60,6 +60,7 @@ log = logging.getLogger("gate.service")
 EXECUTION_TTL = timedelta(minutes=15)
 MIN_EXECUTION_WINDOW = timedelta(minutes=5)
 OFF_LOOP_BYTES = 32 * 1024
+ANALYSIS_TIMEOUT_S = 10.0
 AUTH_CACHE_SECONDS = 2.0
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 EXPIRES_IN = re.compile(r"^(\d{1,5})([smhd])$")
@@ -1142,7 +1143,15 @@ async def analyze_off_loop(policy: Policy | None, facts: IntentFacts, size: int)
     """
     if size < OFF_LOOP_BYTES and len(facts.payload or "") < OFF_LOOP_BYTES:
         return analyze_intent(policy, facts)
-    return await asyncio.to_thread(analyze_intent, policy, facts)
+    try:
+        async with asyncio.timeout(ANALYSIS_TIMEOUT_S):
+            return await asyncio.to_thread(analyze_intent, policy, facts)
+    except TimeoutError:
+        # The analyzers bound their own work; this is the backstop. No decision without
+        # the analysis: refuse (the thread finishes on its own and its result is dropped).
+        raise GateError(
+            503, "analysis_timeout", "the content checks did not finish; nothing was forwarded"
+        ) from None
 
 
 def _replace_decision(

@@ -46,6 +46,7 @@ class Settings:
     # "normal": a committed event survives a crash of the gate process (SQLite WAL).
     # "full": it also survives power loss, at the cost of an fsync per commit.
     durability: str = "normal"
+    # Older alias: CIDRs added to egress_allow for webhooks and Slack only.
     webhook_allow_cidrs: list[str] = field(default_factory=list)
     webhook_timeout_s: float = 5.0
     upstream_ca_bundle: Path | None = None
@@ -62,7 +63,8 @@ class Settings:
     session_idle_s: int = 30 * 60
     dashboard_heartbeat_s: float = 15.0
     # Slack-compatible incoming webhook for new pending intents (checked like webhooks:
-    # private targets need webhook_allow_cidrs). The URL is a secret: it is never logged.
+    # private targets need egress_allow, as for webhooks). The URL is a secret: it is never
+    # logged.
     slack_webhook_url: str | None = None
 
     # SSRF-safe egress for proxied requests (addons/egress.py, docs/analyzers.md): every
