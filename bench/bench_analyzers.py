@@ -238,9 +238,7 @@ def adversarial(sizes: list[int], rounds: int, markdown: bool) -> None:
     for analyzer, ms in worst.items():
         target = ADVERSARIAL_TARGET_MS_BY_ANALYZER.get(analyzer, ADVERSARIAL_TARGET_MS)
         verdict = "within" if ms <= target else "OVER"
-        print(
-            f"{analyzer}: worst {ms:.1f} ms ({verdict} the {target:.0f} ms target)"
-        )
+        print(f"{analyzer}: worst {ms:.1f} ms ({verdict} the {target:.0f} ms target)")
 
 
 def main() -> None:
