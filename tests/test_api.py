@@ -538,8 +538,10 @@ def test_app_routes_match_openapi() -> None:
 
 
 def test_metrics(gate: GateProcess, agent: dict, reviewer: dict) -> None:
+    other = gate.register(f"other-{time.monotonic_ns()}")
+    refund(gate, other["apiKey"])  # the reviewer's summary covers every agent
     pending = refund(gate, agent["apiKey"])
-    time.sleep(0.05)
+    gate.shift_clock(2.0)  # the review takes two seconds of the gate's time
     with gate.client(reviewer["apiKey"]) as client:
         client.post(f"/v1/intents/{pending['intentId']}/approve", json={})
         summary = client.get("/v1/metrics").json()
@@ -554,7 +556,7 @@ def test_metrics(gate: GateProcess, agent: dict, reviewer: dict) -> None:
         "avg_approval_latency_ms",
     ):
         assert field in summary
-    assert summary["avg_approval_latency_ms"] >= 50
+    assert summary["avg_approval_latency_ms"] >= 2000
     with gate.client(agent["apiKey"]) as client:
         own = client.get("/v1/metrics").json()
     assert own["actions_attempted"] < summary["actions_attempted"]
