@@ -537,8 +537,15 @@ def test_app_routes_match_openapi() -> None:
     assert served | proxy_and_hooks == documented
 
 
-def test_metrics(gate: GateProcess, agent: dict, reviewer: dict) -> None:
-    other = gate.register(f"other-{time.monotonic_ns()}")
+def test_metrics(tmp_path: Path) -> None:
+    # A gate of its own: the averages must not depend on what other tests approved.
+    with running_gate(tmp_path) as gate:
+        check_metrics(gate)
+
+
+def check_metrics(gate: GateProcess) -> None:
+    agent, reviewer = gate.register("metrics-agent"), gate.register("rita", role="reviewer")
+    other = gate.register("other-agent")
     refund(gate, other["apiKey"])  # the reviewer's summary covers every agent
     pending = refund(gate, agent["apiKey"])
     gate.shift_clock(2.0)  # the review takes two seconds of the gate's time
