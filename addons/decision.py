@@ -22,6 +22,7 @@ from mitmproxy import connection, http
 
 from addons.guard import fail_closed, gate_response, refuse
 from addons.identity import is_reverse
+from gate_proxy.api.errors import http_status
 from gate_proxy.clock import iso_in, utc_iso
 from gate_proxy.core.authority import (
     FORWARDING_HOST_HEADERS,
@@ -184,7 +185,7 @@ class GateDecision:
         if request.trailers:
             # Fields after the body are not part of what the gate decides on, and
             # servers disagree on whether they may change its meaning: refuse them.
-            refuse(flow, bad_request("trailers_not_allowed", "request trailers are refused"))
+            refuse(flow, invalid("trailers_not_allowed", "request trailers are refused"))
             return
         body = self._body(flow)
         if body is None:
@@ -363,8 +364,8 @@ class GateDecision:
             refuse(
                 flow,
                 gate_response(
-                    exc.status,
-                    status="error" if exc.status >= 500 else "blocked",
+                    http_status(exc),
+                    status="error" if http_status(exc) >= 500 else "blocked",
                     reason_code=exc.error,
                     message=exc.message,
                     destination=destination,
@@ -594,7 +595,7 @@ def canonical_authority(flow: http.HTTPFlow) -> None:
     request.headers["Host"] = shown
 
 
-def bad_request(error: str, message: str) -> http.Response:
+def invalid(error: str, message: str) -> http.Response:
     return gate_response(
         400,
         status="blocked",
@@ -643,7 +644,7 @@ def too_large(limit: int) -> http.Response:
 
 def intent_refusal(exc: GateError, intent: Row) -> http.Response:
     return gate_response(
-        exc.status,
+        http_status(exc),
         status="blocked",
         reason_code=exc.error,
         message=exc.message,

@@ -12,8 +12,9 @@ from mitmproxy import connection, http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from addons.guard import fail_closed, gate_response, refuse
+from gate_proxy.api.errors import http_status
 from gate_proxy.core.headers import HeadLimits, check_head, hygienic_fields
-from gate_proxy.errors import GateError
+from gate_proxy.errors import GateError, Unauthenticated
 from gate_proxy.keys import hash_key
 from gate_proxy.principal import Principal
 from gate_proxy.proxy.runtime import ProxyRuntime
@@ -49,17 +50,17 @@ class GateIdentity:
     async def _from_basic(self, header: str | None) -> tuple[Principal, str]:
         parsed = parse_basic(header) if header else None
         if parsed is None:
-            raise GateError(407, "proxy_auth_required", "Proxy-Authorization: Basic is required")
+            raise Unauthenticated("proxy_auth_required", "Proxy-Authorization: Basic is required")
         user, key = parsed
         key_hash = hash_key(key)
         principal = await self.runtime.service.authenticate_hash(key_hash)
         if user not in (principal.id, principal.name):
             # A key presented under another agent's name is a mistake or an impersonation.
-            raise GateError(407, "proxy_auth_invalid", "user does not match the key's agent")
+            raise Unauthenticated("proxy_auth_invalid", "user does not match the key's agent")
         return principal, key_hash
 
     def _deny(self, flow: http.HTTPFlow, exc: GateError, reverse: bool) -> None:
-        status = exc.status
+        status = http_status(exc)
         headers: dict[str, str] = {}
         if status in (401, 407):
             status = 401 if reverse else 407
@@ -117,7 +118,7 @@ class GateIdentity:
             elif not reverse and flow.client_conn.id in self._tunnels:
                 principal = await service.authenticate_hash(self._tunnels[flow.client_conn.id])
             else:
-                raise GateError(407, "proxy_auth_required", "gate credentials are required")
+                raise Unauthenticated("proxy_auth_required", "gate credentials are required")
         except GateError as exc:
             self._deny(flow, exc, reverse)
             return

@@ -1,10 +1,17 @@
-"""Errors that become HTTP answers. Every one has a stable code and a human message."""
+"""Domain errors: every refusal has a stable code, a human message, and a kind.
+
+The use cases raise these; they say *what* went wrong, never which HTTP status to send.
+Each edge maps kinds to its protocol: ``gate_proxy/api/errors.py::http_status`` for the
+control API and the dashboard, and the proxy addons for proxied requests (which answer
+an unauthenticated request with 407 on the forward listener and 401 on reverse routes).
+"""
 
 
 class GateError(Exception):
-    def __init__(self, status: int, error: str, message: str, **extra: object) -> None:
+    """A refusal. Subclasses are its kind; ``error`` is the stable machine code."""
+
+    def __init__(self, error: str, message: str, **extra: object) -> None:
         super().__init__(message)
-        self.status = status
         self.error = error
         self.message = message
         self.extra = extra
@@ -13,25 +20,53 @@ class GateError(Exception):
         return {"error": self.error, "message": self.message, **self.extra}
 
 
-def bad_request(message: str, error: str = "bad_request") -> GateError:
-    return GateError(400, error, message)
+class InvalidInput(GateError):
+    """The request is malformed or a value is out of range."""
 
 
-def unauthorized(message: str = "a valid API key is required") -> GateError:
-    return GateError(401, "unauthorized", message)
+class Unauthenticated(GateError):
+    """No valid key (or session, or token) was presented."""
 
 
-def forbidden(message: str, error: str = "forbidden") -> GateError:
-    return GateError(403, error, message)
+class NotPermitted(GateError):
+    """The caller is known but may not do this (role, scope, inactive agent)."""
 
 
-def not_found(what: str) -> GateError:
-    return GateError(404, "not_found", f"{what} not found")
+class NotFound(GateError):
+    """No such thing, or none the caller may see (the two answer alike)."""
 
 
-def conflict(message: str, error: str = "conflict", **extra: object) -> GateError:
-    return GateError(409, error, message, **extra)
+class StateConflict(GateError):
+    """The thing is not in a state that allows this (already decided, already used)."""
 
 
-def gone(message: str, error: str = "expired") -> GateError:
-    return GateError(410, error, message)
+class Expired(GateError):
+    """A deadline has passed (review window, execution window, token)."""
+
+
+class Unavailable(GateError):
+    """The gate cannot do this right now (a dependency or a bound failed); nothing ran."""
+
+
+def invalid(message: str, error: str = "bad_request") -> InvalidInput:
+    return InvalidInput(error, message)
+
+
+def unauthenticated(message: str = "a valid API key is required") -> Unauthenticated:
+    return Unauthenticated("unauthorized", message)
+
+
+def not_permitted(message: str, error: str = "forbidden") -> NotPermitted:
+    return NotPermitted(error, message)
+
+
+def not_found(what: str) -> NotFound:
+    return NotFound("not_found", f"{what} not found")
+
+
+def conflict(message: str, error: str = "conflict", **extra: object) -> StateConflict:
+    return StateConflict(error, message, **extra)
+
+
+def expired(message: str, error: str = "expired") -> Expired:
+    return Expired(error, message)

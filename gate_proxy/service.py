@@ -32,7 +32,17 @@ from gate_proxy.core.policy import (
     evaluate,
 )
 from gate_proxy.core.redact import redact_payload
-from gate_proxy.errors import GateError, bad_request, conflict, forbidden, gone, not_found
+from gate_proxy.errors import (
+    GateError,
+    NotPermitted,
+    Unauthenticated,
+    Unavailable,
+    conflict,
+    expired,
+    invalid,
+    not_found,
+    not_permitted,
+)
 from gate_proxy.keys import (
     API_KEY_PREFIX,
     Signer,
@@ -137,7 +147,7 @@ def parse_expires_in(value: object) -> int | None:
     if value is None:
         return None
     if not isinstance(value, str) or not (match := EXPIRES_IN.match(value.strip())):
-        raise bad_request("expiresIn must look like 30m, 1h or 2d")
+        raise invalid("expiresIn must look like 30m, 1h or 2d")
     number, unit = int(match.group(1)), match.group(2)
     return max(1, number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
 
@@ -203,7 +213,7 @@ class GateService:
     async def authenticate(self, key: str | None) -> Principal:
         """Resolve an API key; 401 for unknown keys, 403 for suspended or revoked ones."""
         if not key:
-            raise GateError(401, "unauthorized", "a valid API key is required")
+            raise Unauthenticated("unauthorized", "a valid API key is required")
         return await self.authenticate_hash(hash_key(key))
 
     async def authenticate_hash(self, key_hash: str) -> Principal:
@@ -220,31 +230,31 @@ class GateService:
             self._auth_cache[key_hash] = cached
         _, principal, status = cached
         if principal is None:
-            raise GateError(401, "unauthorized", "unknown API key")
+            raise Unauthenticated("unauthorized", "unknown API key")
         if status != "active":
-            raise GateError(403, f"agent_{status}", f"this agent is {status}")
+            raise NotPermitted(f"agent_{status}", f"this agent is {status}")
         return principal
 
     async def register_agent(self, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
         if not caller.is_admin:
-            raise forbidden("registering agents needs an admin key")
+            raise not_permitted("registering agents needs an admin key")
         name = body.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise bad_request("name is required: 1-64 letters, digits, _ . @ -")
+            raise invalid("name is required: 1-64 letters, digits, _ . @ -")
         role = body.get("role", "agent")
         if role not in {r.value for r in Role}:
-            raise bad_request("role must be agent, reviewer or admin")
+            raise invalid("role must be agent, reviewer or admin")
         risk_tier = body.get("riskTier", body.get("risk_tier", "standard"))
         if risk_tier not in RISK_TIERS:
-            raise bad_request("riskTier must be standard, elevated or restricted")
+            raise invalid("riskTier must be standard, elevated or restricted")
         allowed_policies = _string_list(body, "allowed_policies")
         allowed_destinations = _string_list(body, "allowed_destinations")
         environment = body.get("environment")
         if environment is not None and not isinstance(environment, str):
-            raise bad_request("environment must be a string")
+            raise invalid("environment must be a string")
         metadata = body.get("metadata", {})
         if not isinstance(metadata, dict):
-            raise bad_request("metadata must be an object")
+            raise invalid("metadata must be an object")
         if await self.store.get_agent_by_name(name):
             raise conflict(f"an agent named {name!r} already exists", "name_taken")
         api_key = generate_api_key()
@@ -281,7 +291,7 @@ class GateService:
 
     async def set_agent_status(self, caller: Principal, agent_id: str, status: str) -> Row:
         if not caller.is_admin:
-            raise forbidden("changing an agent's status needs an admin key")
+            raise not_permitted("changing an agent's status needs an admin key")
         agent = await self.find_agent(agent_id)
         if agent["status"] == "revoked":
             raise conflict("a revoked agent cannot change status")
@@ -300,7 +310,7 @@ class GateService:
         agent = await self.store.get_agent(agent_id)
         status = agent["status"] if agent is not None else "unknown"
         if status != "active":
-            raise GateError(403, f"agent_{status}", f"the agent is {status}")
+            raise NotPermitted(f"agent_{status}", f"the agent is {status}")
 
     async def find_agent(self, id_or_name: str) -> Row:
         agent = await self.store.get_agent(id_or_name) or await self.store.get_agent_by_name(
@@ -672,7 +682,7 @@ class GateService:
 
     async def list_intents(self, caller: Principal, status: str | None, limit: int) -> list[Row]:
         if status is not None and status not in {s.value for s in Status}:
-            raise bad_request(f"unknown status {status!r}")
+            raise invalid(f"unknown status {status!r}")
         agent_id = None if caller.can_review else caller.id
         return await self.store.list_intents(agent_id=agent_id, status=status, limit=limit)
 
@@ -796,15 +806,15 @@ class GateService:
         self, caller: Principal, intent_id: str, expected_hash: str | None
     ) -> Row:
         if not caller.can_review:
-            raise forbidden("approving or rejecting needs a reviewer or admin key")
+            raise not_permitted("approving or rejecting needs a reviewer or admin key")
         intent = await self.store.get_intent(intent_id)
         if intent is None:
             raise not_found("intent")
         if intent["agent_id"] == caller.id:
-            raise forbidden("nobody reviews an intent their own key proposed", "self_review")
+            raise not_permitted("nobody reviews an intent their own key proposed", "self_review")
         intent = await self._expire_if_due(intent)
         if intent["status"] == Status.EXPIRED:
-            raise gone("the approval window has closed; the intent expired")
+            raise expired("the approval window has closed; the intent expired")
         agent = await self.store.get_agent(intent["agent_id"])
         if agent is not None and agent["status"] != "active":
             raise conflict(
@@ -911,7 +921,7 @@ class GateService:
         """
         current = await self._expire_if_due(intent)
         if current["status"] == Status.EXPIRED:
-            raise gone("the approval's execution window has closed; the intent expired")
+            raise expired("the approval's execution window has closed; the intent expired")
         await self.require_active_agent(intent["agent_id"])
         await self.store.transition_intent(
             intent["id"],
@@ -993,7 +1003,7 @@ class GateService:
     async def execute(self, caller: Principal, intent_id: str) -> dict[str, Any]:
         intent = await self.get_intent(caller, intent_id)
         if intent["agent_id"] != caller.id and not caller.is_admin:
-            raise forbidden("only the proposing agent or an admin may request execution")
+            raise not_permitted("only the proposing agent or an admin may request execution")
         if intent["status"] not in (Status.APPROVED, Status.SCHEDULED):
             raise conflict(f"intent is {intent['status']}, not approved", "not_approved")
         if intent["source"] == "proxy":
@@ -1068,13 +1078,13 @@ class GateService:
         actor = await self._report_actor(execution, bearer)
         status = body.get("status")
         if status not in ("succeeded", "failed"):
-            raise bad_request("status must be succeeded or failed")
+            raise invalid("status must be succeeded or failed")
         report = body.get("report", {})
         if execution["token_used"] or execution["status"] != "pending":
             raise conflict("this execution has already been reported", "already_reported")
         if execution["expires_at"] <= utc_iso():
             await self.store.expire_execution(execution_id)
-            raise gone("the execution token has expired")
+            raise expired("the execution token has expired")
         event = Event.EXECUTION_SUCCEEDED if status == "succeeded" else Event.EXECUTION_FAILED
         now = utc_iso()
         events = [
@@ -1098,13 +1108,13 @@ class GateService:
     async def _report_actor(self, execution: Row, bearer: str | None) -> str:
         if bearer and bearer.startswith("gex_"):
             if not keys_equal(hash_key(bearer), execution["token_hash"]):
-                raise GateError(401, "unauthorized", "invalid execution token")
+                raise Unauthenticated("unauthorized", "invalid execution token")
             if execution["token_used"]:
                 raise conflict("this execution token has already been used", "token_used")
             return "worker"
         caller = await self.authenticate(bearer)
         if caller.id != execution["agent_id"] and not caller.is_admin:
-            raise forbidden("only the owning agent, an admin or the execution token may report")
+            raise not_permitted("only the owning agent, an admin or the execution token may report")
         return caller.name
 
     # -- metrics -----------------------------------------------------------------------------
@@ -1149,8 +1159,8 @@ async def analyze_off_loop(policy: Policy | None, facts: IntentFacts, size: int)
     except TimeoutError:
         # The analyzers bound their own work; this is the backstop. No decision without
         # the analysis: refuse (the thread finishes on its own and its result is dropped).
-        raise GateError(
-            503, "analysis_timeout", "the content checks did not finish; nothing was forwarded"
+        raise Unavailable(
+            "analysis_timeout", "the content checks did not finish; nothing was forwarded"
         ) from None
 
 
@@ -1189,14 +1199,14 @@ def _string_list(body: dict[str, Any], key: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise bad_request(f"{key} must be a list of strings")
+        raise invalid(f"{key} must be a list of strings")
     return value
 
 
 def _optional_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise bad_request(f"{key} must be a string")
+        raise invalid(f"{key} must be a string")
     return value
 
 

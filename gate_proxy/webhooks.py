@@ -21,7 +21,7 @@ from typing import Any
 from gate_proxy.clock import utc_iso
 from gate_proxy.core.egress import Network
 from gate_proxy.egress_resolver import EgressResolver
-from gate_proxy.errors import GateError, bad_request, not_found
+from gate_proxy.errors import GateError, InvalidInput, invalid, not_found
 from gate_proxy.keys import random_id
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.principal import Principal
@@ -50,13 +50,11 @@ def refusal_error(refused: TargetRefused) -> GateError:
     """The 400 answer for a refused webhook target, with the reason a machine can read."""
     extra = {"egress": refused.egress()} if refused.verdict is not None else {}
     if refused.kind != "denied":
-        return GateError(
-            400, "webhook_target_invalid", f"webhook target: {refused.message}", **extra
-        )
+        return InvalidInput("webhook_target_invalid", f"webhook target: {refused.message}", **extra)
     # The gate's own listeners stay denied even when allowlisted: no hint to try.
     hint = "" if refused.egress()["reason"] == "own_listener" else ALLOW_HINT
-    return GateError(
-        400, "webhook_target_forbidden", f"webhook target {refused.message}{hint}", **extra
+    return InvalidInput(
+        "webhook_target_forbidden", f"webhook target {refused.message}{hint}", **extra
     )
 
 
@@ -88,7 +86,7 @@ class Webhooks:
         intent_id = body.get("intentId") or body.get("intent_id")
         url = body.get("url")
         if not isinstance(intent_id, str) or not isinstance(url, str):
-            raise bad_request("intentId and url are required")
+            raise invalid("intentId and url are required")
         intent = await self.store.get_intent(intent_id)
         if intent is None or not caller.can_see(intent["agent_id"]):
             # One answer for "no such intent" and "not yours", so ids cannot be probed.
@@ -102,7 +100,7 @@ class Webhooks:
         if generated:
             secret = secrets.token_urlsafe(32)
         if not isinstance(secret, str) or len(secret) < 16:
-            raise bad_request("secret must be a string of at least 16 characters")
+            raise invalid("secret must be a string of at least 16 characters")
         webhook = {
             "id": random_id("whk_", 8),
             "intent_id": intent_id,

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gate_proxy.errors import GateError, bad_request
+from gate_proxy.api.errors import http_status
+from gate_proxy.errors import GateError, InvalidInput, NotFound, NotPermitted, invalid
 from gate_proxy.principal import Principal
 from gate_proxy.service import (
     GateService,
@@ -46,7 +47,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except GateError as exc:
-        return json_response(exc.body(), status=exc.status)
+        return json_response(exc.body(), status=http_status(exc))
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(413, "payload_too_large", exc.text or "request body too large")
     except web.HTTPException as exc:
@@ -79,9 +80,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise GateError(400, "invalid_json", f"request body is not valid JSON: {exc}") from exc
+        raise InvalidInput("invalid_json", f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
+        raise invalid("request body must be a JSON object")
     return body
 
 
@@ -177,7 +178,7 @@ async def register_agent(request: web.Request) -> web.Response:
 async def list_agents(request: web.Request) -> web.Response:
     principal = await caller(request)
     if not principal.can_review:
-        raise GateError(403, "forbidden", "listing agents needs a reviewer or admin key")
+        raise NotPermitted("forbidden", "listing agents needs a reviewer or admin key")
     agents = await request.app[SERVICE].store.list_agents()
     return json_response({"agents": [public_agent(agent) for agent in agents]})
 
@@ -186,7 +187,7 @@ async def get_agent(request: web.Request) -> web.Response:
     principal = await caller(request)
     agent = await request.app[SERVICE].find_agent(request.match_info["agent_id"])
     if not principal.can_see(agent["id"]):
-        raise GateError(404, "not_found", "agent not found")
+        raise NotFound("not_found", "agent not found")
     return json_response(public_agent(agent))
 
 
@@ -204,9 +205,9 @@ def _agent_status_handler(status: str) -> Handler:
 def propose_input(body: dict[str, Any]) -> ProposeInput:
     destination, policy = body.get("destination"), body.get("policy")
     if not isinstance(destination, str) or not destination.strip():
-        raise bad_request("destination is required")
+        raise invalid("destination is required")
     if not isinstance(policy, str) or not policy.strip():
-        raise bad_request("policy is required")
+        raise invalid("policy is required")
     payload = body.get("payload")
     if payload is not None and not isinstance(payload, str):
         payload = json.dumps(payload, ensure_ascii=False)
@@ -214,19 +215,19 @@ def propose_input(body: dict[str, Any]) -> ProposeInput:
     if record_count is not None and (
         not isinstance(record_count, int) or isinstance(record_count, bool) or record_count < 0
     ):
-        raise bad_request("recordCount must be a non-negative integer")
+        raise invalid("recordCount must be a non-negative integer")
     value = body.get("estimated_value_usd")
     if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-        raise bad_request("estimated_value_usd must be a number")
+        raise invalid("estimated_value_usd must be a number")
     tags = body.get("sensitivity_tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise bad_request("sensitivity_tags must be a list of strings")
+        raise invalid("sensitivity_tags must be a list of strings")
     metadata = body.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise bad_request("metadata must be an object")
+        raise invalid("metadata must be an object")
     for key in ("idempotency_key", "on_behalf_of"):
         if body.get(key) is not None and not isinstance(body[key], str):
-            raise bad_request(f"{key} must be a string")
+            raise invalid(f"{key} must be a string")
     return ProposeInput(
         destination=destination.strip(),
         policy=policy.strip(),
@@ -255,7 +256,7 @@ async def list_intents(request: web.Request) -> web.Response:
     try:
         limit = max(1, min(int(request.query.get("limit", "50")), 500))
     except ValueError as exc:
-        raise bad_request("limit must be a number") from exc
+        raise invalid("limit must be a number") from exc
     intents = await request.app[SERVICE].list_intents(principal, request.query.get("status"), limit)
     return json_response({"intents": [intent_view(intent) for intent in intents]})
 
@@ -314,7 +315,7 @@ async def _review(request: web.Request, intent_id: str, action: str) -> web.Resp
     body = await read_json(request)
     expected = body.get("reviewHash", body.get("fingerprint"))
     if expected is not None and not isinstance(expected, str):
-        raise bad_request("reviewHash must be a string")
+        raise invalid("reviewHash must be a string")
     service = request.app[SERVICE]
     if action == "approve":
         note = body.get("note")
@@ -329,7 +330,7 @@ async def _review(request: web.Request, intent_id: str, action: str) -> web.Resp
         return json_response(view)
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
-        raise bad_request("reason must be a string")
+        raise invalid("reason must be a string")
     intent = await service.reject(principal, intent_id, reason=reason, expected_hash=expected)
     return json_response(
         {
@@ -381,12 +382,12 @@ async def signing_key(request: web.Request) -> web.Response:
 async def ledger(request: web.Request) -> web.Response:
     principal = await caller(request)
     if not principal.can_review:
-        raise GateError(403, "forbidden", "reading the whole ledger needs a reviewer or admin key")
+        raise NotPermitted("forbidden", "reading the whole ledger needs a reviewer or admin key")
     try:
         after = int(request.query.get("after", "0"))
         limit = max(1, min(int(request.query.get("limit", "100")), 1000))
     except ValueError as exc:
-        raise bad_request("after and limit must be numbers") from exc
+        raise invalid("after and limit must be numbers") from exc
     events = await request.app[SERVICE].store.ledger_events(after_seq=after, limit=limit)
     return json_response({"events": events})
 
@@ -413,7 +414,7 @@ async def legacy_approve(request: web.Request) -> web.Response:
     body = await read_json(request)
     intent_id = body.get("intentId") or body.get("intent_id")
     if not isinstance(intent_id, str):
-        raise bad_request("intentId is required")
+        raise invalid("intentId is required")
     return await _review_with_body(request, intent_id, "approve", body)
 
 
@@ -421,7 +422,7 @@ async def legacy_reject(request: web.Request) -> web.Response:
     body = await read_json(request)
     intent_id = body.get("intentId") or body.get("intent_id")
     if not isinstance(intent_id, str):
-        raise bad_request("intentId is required")
+        raise invalid("intentId is required")
     return await _review_with_body(request, intent_id, "reject", body)
 
 

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gate_proxy.api.app import json_response, read_json
+from gate_proxy.api.errors import HttpError
 from gate_proxy.clock import utc_iso
 from gate_proxy.core.intents import Status
 from gate_proxy.dashboard.events import EventHub, sse_message
 from gate_proxy.dashboard.security import is_https, require_same_origin
 from gate_proxy.dashboard.sessions import Session, SessionStore
 from gate_proxy.dashboard.views import audit_view, dashboard_view, voters_of
-from gate_proxy.errors import GateError, bad_request
+from gate_proxy.errors import GateError, NotPermitted, Unauthenticated, invalid
 from gate_proxy.keys import hash_key
 from gate_proxy.principal import Principal
 from gate_proxy.service import GateService
@@ -66,15 +67,15 @@ class Dashboard:
         """The signed-in reviewer; the key is re-checked each time (revocation bites at once)."""
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
-            raise GateError(401, "not_signed_in", "sign in to the dashboard")
+            raise Unauthenticated("not_signed_in", "sign in to the dashboard")
         try:
             principal = await self.service.authenticate_hash(session.key_hash)
         except GateError as exc:
             self.sessions.drop_key(session.key_hash)
-            raise GateError(401, "session_ended", f"signed out: {exc.message}") from exc
+            raise Unauthenticated("session_ended", f"signed out: {exc.message}") from exc
         if not principal.can_review or principal.id != session.principal_id:
             self.sessions.drop(session)
-            raise GateError(401, "session_ended", "signed out: this key may no longer review")
+            raise Unauthenticated("session_ended", "signed out: this key may no longer review")
         return session, principal
 
     async def checked_write(self, request: web.Request) -> tuple[Session, Principal]:
@@ -82,7 +83,7 @@ class Dashboard:
         require_same_origin(request)
         session, principal = await self.reviewer(request)
         if not session.csrf_matches(request.headers.get("X-CSRF-Token")):
-            raise GateError(403, "csrf_failed", "missing or wrong X-CSRF-Token")
+            raise NotPermitted("csrf_failed", "missing or wrong X-CSRF-Token")
         return session, principal
 
 
@@ -117,10 +118,10 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
     value = body.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise bad_request(f"{name} is required")
+            raise invalid(f"{name} is required")
         return None
     if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise bad_request(f"{name} must be a string of at most {MAX_TEXT} characters")
+        raise invalid(f"{name} must be a string of at most {MAX_TEXT} characters")
     return value.strip()
 
 
@@ -146,7 +147,7 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
         require_same_origin(request)
         if request.query:
             # Keys never travel in a URL (logs, history, Referer): refuse rather than use it.
-            raise bad_request("sign in with the key in the request body, never in the URL")
+            raise invalid("sign in with the key in the request body, never in the URL")
         is_form = request.content_type in (
             "application/x-www-form-urlencoded",
             "multipart/form-data",
@@ -158,12 +159,12 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
             key = (await read_json(request)).get("key")
         try:
             if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
-                raise GateError(401, "unauthorized", "a valid reviewer or admin key is required")
+                raise Unauthenticated("unauthorized", "a valid reviewer or admin key is required")
             key = key.strip()
             principal = await dashboard.service.authenticate(key)
             if not principal.can_review:
-                raise GateError(
-                    403, "agents_cannot_sign_in", "agent keys cannot sign in to the dashboard"
+                raise NotPermitted(
+                    "agents_cannot_sign_in", "agent keys cannot sign in to the dashboard"
                 )
         except GateError as exc:
             if is_form:  # a plain form post: back to the page, with no key in the URL
@@ -182,7 +183,7 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
         session = sessions.get(request.cookies.get(COOKIE), touch=False)
         if session is not None:
             if not session.csrf_matches(request.headers.get("X-CSRF-Token")):
-                raise GateError(403, "csrf_failed", "missing or wrong X-CSRF-Token")
+                raise NotPermitted("csrf_failed", "missing or wrong X-CSRF-Token")
             sessions.drop(session)
         response = web.Response(status=204)
         _clear_cookie(request, response)
@@ -217,7 +218,7 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
     async def decide(request: web.Request) -> web.Response:
         _, principal = await dashboard.checked_write(request)
         if request.content_type != "application/json":
-            raise GateError(415, "unsupported_media_type", "send application/json")
+            raise HttpError(415, "unsupported_media_type", "send application/json")
         intent_id = request.match_info["intent_id"]
         action = request.match_info["action"]
         body = await read_json(request)

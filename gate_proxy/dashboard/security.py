@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gate_proxy.errors import GateError
+from gate_proxy.errors import NotPermitted
 
 PREFIX = "/dashboard"
 
@@ -51,9 +51,9 @@ def require_same_origin(request: web.Request) -> None:
     which has no session (and so no token) yet.
     """
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        raise GateError(403, "cross_site_request", "cross-site requests are refused")
+        raise NotPermitted("cross_site_request", "cross-site requests are refused")
     origin = request.headers.get("Origin")
     if origin is None:
         return  # not a browser, or an old one: the token and SameSite still apply
     if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
-        raise GateError(403, "cross_site_request", "request origin does not match this gate")
+        raise NotPermitted("cross_site_request", "request origin does not match this gate")
