@@ -5,6 +5,9 @@ pending_approval -> approved | rejected | expired
 approved -> scheduled (execution order issued) -> succeeded | failed
 approved -> expired (not executed before its deadline)
 approved -> succeeded | failed (the proxy executes directly)
+
+Every status change in the store goes through transition(): a change the table does not
+allow is a programming error raised before anything is written (the h11 pattern).
 """
 
 from enum import StrEnum
@@ -66,6 +69,26 @@ EVENT_FOR_STATUS: dict[Status, Event] = {
     Status.SUCCEEDED: Event.EXECUTION_SUCCEEDED,
     Status.FAILED: Event.EXECUTION_FAILED,
 }
+
+
+class IllegalTransition(ValueError):
+    """A status change the lifecycle does not allow: a bug in the caller, not a lost race."""
+
+    def __init__(self, current: Status | str, target: Status | str) -> None:
+        super().__init__(f"illegal intent transition {current} -> {target}")
+        self.current = current
+        self.target = target
+
+
+def transition(current: Status | str, target: Status | str) -> Status:
+    """The target status if ``current -> target`` is in TRANSITIONS; else IllegalTransition."""
+    try:
+        source, goal = Status(current), Status(target)
+    except ValueError:  # not a status at all: as illegal as any change the table lacks
+        raise IllegalTransition(current, target) from None
+    if goal not in TRANSITIONS.get(source, frozenset()):
+        raise IllegalTransition(source, goal)
+    return goal
 
 
 def can_transition(current: Status | str, target: Status | str) -> bool:
