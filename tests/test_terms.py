@@ -7,9 +7,9 @@ import unicodedata
 
 import pytest
 
-from gate_proxy.core import terms
 from gate_proxy.core.confusables import ascii_lookalike
 from gate_proxy.core.terms import TermMatcher, normalize_text, payload_strings
+from gate_proxy.core.terms import normalize as terms
 
 SEED_TERMS = ["refund guaranteed", "legal action", "sue"]
 

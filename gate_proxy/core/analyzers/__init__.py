@@ -90,7 +90,7 @@ DEFAULT_CONFIG: Final = AnalyzerConfig()
 # --adversarial). Past a bound the analyzer does not read at all and reports
 # "<analyzer>.too_large" (records: "record.unchecked"), which the policy rules fail closed on.
 # PII and templates: the payload and its decoded readings. ~150 ms of CPU at worst; bodies
-# this large are analysed off the event loop (service.analyze_off_loop).
+# this large are analysed off the event loop (usecases.proposals.analyze_off_loop).
 MAX_SCAN_BYTES: Final = 512 * 1024
 MAX_FIELD_VALUES: Final = 3000  # shell and path: values checked per payload (both together)
 MAX_FIELD_CHARS: Final = 64 * 1024  # shell and path: characters checked per payload

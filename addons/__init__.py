@@ -1,2 +1,0 @@
-"""mitmproxy addons of the gate. Load them embedded (`gate-proxy serve`) or with
-`mitmdump -s addons/gate.py`."""
