@@ -52,9 +52,9 @@ from gate_proxy.core.policy import (
     Policy,
     RateCounts,
     evaluate,
-    parse_policy,
 )
 from gate_proxy.core.terms import decode_json
+from gate_proxy.loaders.policy_file import parse_policy
 
 _REPLY = (
     "thanks for reaching out we have looked into your order and the shipping label was "

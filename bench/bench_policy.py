@@ -30,8 +30,8 @@ from gate_proxy.core.policy import (
     Policy,
     RateCounts,
     evaluate,
-    parse_policy,
 )
+from gate_proxy.loaders.policy_file import parse_policy
 
 POLICY_YAML = """
 id: bench-everything

@@ -1,13 +1,13 @@
-"""Gate settings: defaults, overridden by `<config-dir>/gate.yaml`, overridden by flags."""
+"""Gate settings: defaults, overridden by `<config-dir>/gate.yaml`, overridden by flags.
+
+``gate_proxy.loaders.settings_file.load_settings`` reads them.
+"""
 
 import ipaddress
-import math
-import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
+from gate_proxy.core.located import LocatedError
 
 MIB = 1024 * 1024
 # Every file and directory the gate or the CLI creates (database with its WAL and
@@ -15,8 +15,9 @@ MIB = 1024 * 1024
 PRIVATE_UMASK = 0o077
 
 
-class SettingsError(ValueError):
-    pass
+class SettingsError(LocatedError):
+    """A bad setting, named by where it came from: "config/gate.yaml:3: port: ...",
+    "--port: port: ..." or "GATE_HOLD_TIMEOUT_MS: hold_timeout_ms: ..."."""
 
 
 @dataclass
@@ -80,69 +81,3 @@ class Settings:
     @property
     def hold_timeout_s(self) -> float:
         return self.hold_timeout_ms / 1000
-
-
-_PATHS = {"data_dir", "policy_dir", "config_dir", "certs_dir", "upstream_ca_bundle"}
-
-
-def load_settings(config_dir: Path | None, overrides: dict[str, Any]) -> Settings:
-    settings = Settings()
-    config_dir = Path(overrides.get("config_dir") or config_dir or settings.config_dir)
-    path = config_dir / "gate.yaml"
-    known = {f.name for f in fields(Settings)}
-    if path.exists():
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise SettingsError(f"{path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise SettingsError(f"{path}: expected a mapping at the top level")
-        for key, value in data.items():
-            if key not in known:
-                raise SettingsError(f"{path}: unknown setting {key!r}")
-            _set(settings, key, value, str(path))
-    if os.environ.get("GATE_HOLD_TIMEOUT_MS"):
-        _set(
-            settings, "hold_timeout_ms", os.environ["GATE_HOLD_TIMEOUT_MS"], "GATE_HOLD_TIMEOUT_MS"
-        )
-    for key, value in overrides.items():
-        if value is not None:
-            _set(settings, key, value, f"--{key.replace('_', '-')}")
-    settings.config_dir = config_dir
-    if settings.enforce not in ("enforce", "shadow"):
-        raise SettingsError("enforce must be enforce or shadow")
-    if settings.durability not in ("normal", "full"):
-        raise SettingsError("durability must be normal or full")
-    if not (
-        math.isfinite(settings.request_header_timeout_s) and settings.request_header_timeout_s > 0
-    ):
-        raise SettingsError("request_header_timeout_s must be a positive number of seconds")
-    try:
-        settings.allowed_webhook_networks()
-    except ValueError as exc:
-        raise SettingsError(f"webhook_allow_cidrs: {exc}") from exc
-    from gate_proxy.core.egress import parse_allow
-
-    try:
-        parse_allow(settings.egress_allow)
-    except ValueError as exc:
-        raise SettingsError(f"egress_allow: {exc}") from exc
-    return settings
-
-
-def _set(settings: Settings, key: str, value: Any, origin: str) -> None:
-    current = getattr(settings, key)
-    try:
-        if key in _PATHS:
-            value = Path(value) if value is not None else None
-        elif isinstance(current, bool):
-            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        elif isinstance(current, int):
-            value = int(value)
-        elif isinstance(current, float):
-            value = float(value)
-        elif isinstance(current, list) and not isinstance(value, list):
-            raise TypeError("expected a list")
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{origin}: {key}: {exc}") from exc
-    setattr(settings, key, value)

@@ -15,10 +15,10 @@ from gate_proxy.core.policy import (
     RateLimits,
     detect_payload_type,
     evaluate,
-    parse_policy,
     validate_policy_id,
 )
 from gate_proxy.core.risk import destination_category, risk_level, risk_score
+from gate_proxy.loaders.policy_file import parse_policy
 
 
 def parse(text: str, filename: str = "p.yaml") -> Policy:
@@ -183,7 +183,7 @@ def _error(text: str, filename: str = "p.yaml") -> PolicyError:
         ("description: no id\n", 1, "id", "required field is missing"),
         ("id: 42\n", 1, "id", "expected a string, got an integer"),
         ("id: ../etc\n", 1, "id", "invalid policy id"),
-        ("id: x\nid: y\n", 2, "id", "duplicate key (first set on line 1)"),
+        ("id: x\nid: y\n", 2, "id", "duplicate key (first at line 1)"),
         (
             "id: x\nrequire_aproval: always\n",
             2,

@@ -18,8 +18,8 @@ from gate_proxy.core.policy import (
     PolicyError,
     RateCounts,
     evaluate,
-    parse_policy,
 )
+from gate_proxy.loaders.policy_file import parse_policy
 
 NO_DUP = Counters(duplicate_within_window=False)
 

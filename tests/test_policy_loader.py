@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from gate_proxy.core.policy import IntentFacts, PolicyError, RateCounts, evaluate
-from gate_proxy.policy_loader import MAX_POLICY_BYTES, load_policy_dir, load_policy_file
+from gate_proxy.loaders.policy_file import MAX_POLICY_BYTES, load_policy_dir, load_policy_file
 
 REPO_POLICIES = Path(__file__).resolve().parents[1] / "policies"
 

@@ -1,9 +1,11 @@
+import json
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 from test_urlnorm import ADMIN_SPELLINGS, REFUND_SPELLINGS, REFUSED_SPELLINGS
 
+from gate_proxy.core.body import count_records
 from gate_proxy.core.registry import (
     REASON_BLOCKED,
     REASON_INVALID_HOST,
@@ -13,9 +15,9 @@ from gate_proxy.core.registry import (
     RegistryError,
     RouteTarget,
     build_registry,
-    extract_record_count,
 )
-from gate_proxy.registry_loader import load_registry, parse_registry_text
+from gate_proxy.core.terms import decode_json
+from gate_proxy.loaders.registry_file import load_registry, parse_registry_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -754,11 +756,11 @@ def test_default_evaluate_custom_destination() -> None:
         (None, "inputs.length", None),
         ("not json object", "inputs.length", None),
         ({"inputs": [1]}, "", None),
-        ({"inputs": [1]}, None, None),
     ],
 )
-def test_extract_record_count(body, spec, expected) -> None:
-    assert extract_record_count(body, spec) == expected
+def test_extract_records_paths_count_like_the_proxy(body, spec, expected) -> None:
+    # The proxy counts an entry's extract_records path with core.body.count_records.
+    assert count_records(decode_json(json.dumps(body)), spec).count == expected
 
 
 # --------------------------------------------------------------------- reverse-proxy routes
@@ -856,7 +858,7 @@ def test_shipped_example_config() -> None:
         "crm-low-risk",
         "inputs.length",
     )
-    assert extract_record_count({"inputs": [{}, {}]}, m.extract_records) == 2
+    assert count_records(decode_json('{"inputs": [{}, {}]}'), m.extract_records).count == 2
     m = r.match("acme.zendesk.com", 443, "PUT", "/api/v2/tickets/42.json")
     assert (m.destination, m.policy) == ("zendesk.reply", "support-reply")
     assert dest(r, "api.github.com", "GET", "/repos/a/b") == "PASS"

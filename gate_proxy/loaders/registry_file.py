@@ -1,9 +1,8 @@
 """Read a destination registry YAML file (the I/O half of ``gate_proxy.core.registry``).
 
-The YAML is composed into nodes so that every key keeps its line number; the plain data
-and a ``{field path: line}`` map go to :func:`gate_proxy.core.registry.build_registry`,
-which does all validation. Duplicate keys, which plain YAML loading silently collapses,
-are an error here.
+The located YAML reader turns the text into plain data and a ``{field path: line}`` map;
+:func:`gate_proxy.core.registry.build_registry` does all validation. Duplicate keys, which
+plain YAML loading silently collapses, are an error here.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from gate_proxy.core.registry import (
     RegistryError,
     build_registry,
 )
-from gate_proxy.yaml_lines import parse_yaml_with_lines, read_config_text
+from gate_proxy.loaders.yaml_reader import parse_yaml_with_lines, read_config_text
 
 __all__ = ["Registry", "RegistryError", "load_registry", "parse_registry_text"]
 

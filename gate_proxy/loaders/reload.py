@@ -1,6 +1,6 @@
-"""Hot reload that keeps the last good configuration when a new one is broken."""
+"""Hot reload of one configuration part that keeps the last good version when a new one
+is broken. ``snapshot.LiveConfig`` polls its parts and publishes them together."""
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -8,8 +8,11 @@ from pathlib import Path
 
 log = logging.getLogger("gate.reload")
 
+FileState = tuple[tuple[str, int, int], ...]
 
-def _snapshot(paths: Callable[[], list[Path]]) -> tuple[tuple[str, int, int], ...]:
+
+def file_state(paths: Callable[[], list[Path]]) -> FileState:
+    """Name, mtime and size of each file that exists: a change means "reload"."""
     state = []
     for path in paths():
         with contextlib.suppress(OSError):
@@ -19,10 +22,10 @@ def _snapshot(paths: Callable[[], list[Path]]) -> tuple[tuple[str, int, int], ..
 
 
 class Reloadable[T]:
-    """Holds the live value; ``watch()`` polls the files and swaps in valid new versions.
+    """Holds one part's last good value (``.current``) and reloads it from its files.
 
-    Polling (1 s) needs no platform-specific watcher and costs nothing on the request path:
-    readers take ``.current``, a plain attribute.
+    Polling the files' state needs no platform-specific watcher and costs nothing on the
+    request path.
     """
 
     def __init__(self, name: str, load: Callable[[], T], paths: Callable[[], list[Path]]) -> None:
@@ -30,13 +33,18 @@ class Reloadable[T]:
         self._load = load
         self._paths = paths
         self.current: T = load()  # a broken config at start raises: serve refuses to start
-        self._state = _snapshot(paths)
+        self._state = file_state(paths)
         self.last_error: str | None = None
         self.generation = 1
         self.on_failure: Callable[[str], None] | None = None
 
+    def changed(self) -> bool:
+        """True when a file was added, removed or modified since the last (re)load."""
+        return file_state(self._paths) != self._state
+
     def reload_now(self) -> bool:
-        self._state = _snapshot(self._paths)
+        """Load again; True if the new version replaced ``.current``."""
+        self._state = file_state(self._paths)
         try:
             value = self._load()
         except Exception as exc:  # keep serving the last good version
@@ -55,9 +63,3 @@ class Reloadable[T]:
         self.generation += 1
         log.info("%s reloaded", self.name, extra={"event": "config_reloaded", "config": self.name})
         return True
-
-    async def watch(self, interval: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            if _snapshot(self._paths) != self._state:
-                self.reload_now()
