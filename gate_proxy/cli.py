@@ -214,7 +214,7 @@ def cmd_ledger_export(args: argparse.Namespace) -> int:
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
     from gate_proxy.core.policy import PolicyError
-    from gate_proxy.policy_loader import load_policy_dir
+    from gate_proxy.loaders.policy_file import load_policy_dir
 
     directory = Path(args.directory)
     if not directory.is_dir():
@@ -238,9 +238,10 @@ def cmd_vault_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from gate_proxy.loaders.settings_file import load_settings
     from gate_proxy.logs import setup_logging
     from gate_proxy.server import serve
-    from gate_proxy.settings import SettingsError, load_settings
+    from gate_proxy.settings import SettingsError
 
     overrides = {
         "host": args.host,

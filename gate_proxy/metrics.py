@@ -5,7 +5,7 @@
 agent CONNECTs to, a destination name it made up, control characters) therefore never
 reaches /metrics, and the number of series is bounded by the configuration, not by
 traffic. Destination names are the ones the registry and the policies define; the gate
-updates them whenever either reloads (``gate_proxy/server.py``).
+updates them whenever either reloads (``gate_proxy/loaders/live.py``).
 """
 
 import bisect

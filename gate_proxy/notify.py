@@ -1,6 +1,6 @@
 """Slack-compatible incoming-webhook messages for new pending intents.
 
-Subscribed to the service, so each message is sent from a background task: delivery and
+Subscribed to the event bus, so each message is sent from a background task: delivery and
 its retries (with backoff) never delay a decision. The target is checked like signed
 webhooks and proxied requests (``gate_proxy/ssrf.py``: one address policy, ``egress_allow``)
 before every attempt, and the connection goes to the checked addresses only. A literal
@@ -104,7 +104,7 @@ class SlackNotifier:
             )
 
     async def on_event(self, event: str, intent: Row, actor: str) -> None:
-        """Service listener: one message per intent that starts waiting for a human."""
+        """Event-bus listener: one message per intent that starts waiting for a human."""
         if event != Event.PROPOSED or intent.get("status") != Status.PENDING:
             return
         await self.deliver(pending_message(intent, self.dashboard_url), intent_id=intent["id"])

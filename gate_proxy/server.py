@@ -7,63 +7,27 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from gate_proxy.api.app import build_app, server_options
+from gate_proxy.api.http import caller, json_response
 from gate_proxy.clock import install_from_environment as install_clock_from_environment
-from gate_proxy.core.policy import Policy
-from gate_proxy.core.registry import Registry
 from gate_proxy.dashboard import add_dashboard
-from gate_proxy.keys import Signer, load_or_create_admin_key, load_or_create_signer
+from gate_proxy.gate import Gate
+from gate_proxy.keys import load_or_create_admin_key, load_or_create_signer
+from gate_proxy.loaders.live import StartupError, load_live_config
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.notify import SlackNotifier
-from gate_proxy.policy_loader import load_policy_dir
+from gate_proxy.proxy.addons import gate_addons
 from gate_proxy.proxy.ca import CaError, combined_trust_bundle, ensure_ca
 from gate_proxy.proxy.engine import Listener, ListenerBindError, ProxyEngine
-from gate_proxy.proxy.runtime import ProxyRuntime
-from gate_proxy.registry_loader import load_registry
-from gate_proxy.reloader import Reloadable
-from gate_proxy.service import GateService
 from gate_proxy.settings import PRIVATE_UMASK, Settings
 from gate_proxy.store.sqlite import SqliteStore
-from gate_proxy.vault import VaultManager
+from gate_proxy.usecases import UseCases
 from gate_proxy.webhooks import Webhooks
 
 log = logging.getLogger("gate.server")
-
-
-class StartupError(RuntimeError):
-    """Serve cannot start: a bad config, a port in use, a broken data dir."""
-
-
-def policy_files(directory: Path) -> Callable[[], list[Path]]:
-    return lambda: sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-
-
-@dataclass
-class Gate:
-    settings: Settings
-    signer: Signer
-    store: SqliteStore
-    service: GateService
-    webhooks: Webhooks
-    policies: Reloadable[dict[str, Policy]]
-    runner: web.AppRunner | None = None
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def api_port(self) -> int:
-        assert self.runner is not None
-        for site in self.runner.sites:
-            server = getattr(site, "_server", None)
-            if server is not None and server.sockets:
-                return int(server.sockets[0].getsockname()[1])
-        return self.settings.port
 
 
 async def start_gate(settings: Settings) -> Gate:
@@ -93,58 +57,46 @@ async def start_gate(settings: Settings) -> Gate:
     public_key.write_text(signer.public_pem())
     public_key.chmod(0o600)  # a file left by an older version keeps its mode on rewrite
     metrics = GateMetrics()
-
-    def load_policies() -> dict[str, Policy]:
-        loaded = load_policy_dir(settings.policy_dir)
-        # Only a load that succeeded changes the metric labels (Reloadable swaps it in next).
-        metrics.destinations.set_part("policies", policy_destination_names(loaded))
-        return loaded
-
-    try:
-        policies = Reloadable("policies", load_policies, policy_files(settings.policy_dir))
-    except Exception as exc:
-        raise StartupError(f"policies: {exc}") from exc
-    policies.on_failure = metrics.config_reload_failures.inc
+    config = load_live_config(settings, metrics)
     store = SqliteStore(
         data_dir, signer, synchronous="FULL" if settings.durability == "full" else "NORMAL"
     )
     await store.open()
     webhooks = Webhooks.from_settings(store, metrics, settings)  # the proxy's egress policy
-    service = GateService(
+    usecases = UseCases.build(
         store,
-        lambda: policies.current,
+        lambda: config.current.policies,
         signer,
         admin_key,
         environment=settings.environment,
         metrics=metrics,
-        on_event=webhooks.on_event,
     )
+    usecases.events.subscribe(webhooks.on_event)
     notifier = SlackNotifier.from_settings(settings)  # None unless slack_webhook_url is set
     if notifier is not None:
-        service.subscribe(notifier.on_event)
-    gate = Gate(settings, signer, store, service, webhooks, policies)
+        usecases.events.subscribe(notifier.on_event)
+    gate = Gate(settings, signer, store, usecases, webhooks, config)
     try:
         # Before any new request: what a previous run left in flight is reconciled.
-        await service.reconcile_in_flight()
+        await usecases.executions.reconcile_in_flight()
         await _start_api(gate)
     except BaseException:
         await store.close()
         raise
-    gate.extras["proxy_runtime_factory"] = lambda: _proxy_runtime(gate)
     if settings.enable_proxy:
         try:
             await _start_proxy(gate)
         except BaseException:
             await stop_gate(gate)
             raise
-    gate.tasks.append(asyncio.create_task(service.run_expiry(), name="gate-expiry"))
-    gate.tasks.append(asyncio.create_task(policies.watch(), name="gate-policy-watch"))
+    gate.tasks.append(asyncio.create_task(usecases.expiry.run(), name="gate-expiry"))
+    gate.tasks.append(asyncio.create_task(config.watch(), name="gate-config-watch"))
     log.info(
         "gate started",
         extra={
             "event": "started",
             "api": f"http://{settings.host}:{gate.api_port}",
-            "policies": sorted(policies.current),
+            "policies": sorted(config.current.policies),
             "data_dir": str(data_dir),
         },
     )
@@ -152,7 +104,7 @@ async def start_gate(settings: Settings) -> Gate:
 
 
 async def _start_api(gate: Gate) -> None:
-    from gate_proxy.api.app import caller, json_response, read_json
+    from gate_proxy.api.http import caller, json_response, read_json
 
     async def register_webhook(request: web.Request) -> web.Response:
         principal = await caller(request)
@@ -165,10 +117,10 @@ async def _start_api(gate: Gate) -> None:
         add_dashboard(app, gate)
 
     app = build_app(
-        gate.service,
+        gate.usecases,
         body_limit=gate.settings.api_body_limit,
         extra_routes=extra_routes,
-        health_extra={"policies": lambda: len(gate.policies.current)},
+        health_extra={"policies": lambda: len(gate.config.current.policies)},
     )
     runner = web.AppRunner(
         app,
@@ -189,68 +141,15 @@ async def _start_api(gate: Gate) -> None:
     gate.runner = runner
 
 
-def policy_destination_names(policies: dict[str, Policy]) -> set[str]:
-    """The destinations the policies name: allowed values of the `destination` metric label."""
-    return {name for policy in policies.values() for name in policy.destinations or ()}
-
-
-def registry_destination_names(registry: Registry) -> set[str]:
-    """The destinations the registry names. A `{host}` template would make one name per host
-    an agent asks for, so templated names are left out (exported as `other`)."""
-    names = {route.destination for route in registry.routes if route.destination}
-    names.add(registry.default.destination)
-    return {name for name in names if "{host}" not in name}
-
-
-def _load_registry(settings: Settings) -> Registry:
-    path = settings.config_dir / settings.registry_file
-    if not path.exists():
-        # No registry at all: every destination is unknown, and unknown is blocked.
-        return Registry.empty_default_block()
-    return load_registry(path)
-
-
-def _proxy_runtime(gate: Gate) -> ProxyRuntime:
-    runtime = gate.extras.get("proxy_runtime")
-    if runtime is None:
-        settings = gate.settings
-        metrics = gate.service.metrics
-
-        def load() -> Registry:
-            loaded = _load_registry(settings)
-            metrics.destinations.set_part("registry", registry_destination_names(loaded))
-            return loaded
-
-        try:
-            registry = Reloadable(
-                "destinations", load, lambda: [settings.config_dir / settings.registry_file]
-            )
-        except Exception as exc:
-            raise StartupError(f"destinations: {exc}") from exc
-        try:
-            vault = VaultManager.from_config_dir(settings.config_dir)
-        except Exception as exc:
-            raise StartupError(f"vault: {exc}") from exc
-        gate.tasks.append(asyncio.create_task(vault.run_maintenance(), name="gate-vault"))
-        registry.on_failure = gate.service.metrics.config_reload_failures.inc
-        gate.tasks.append(asyncio.create_task(registry.watch(), name="gate-registry-watch"))
-        runtime = ProxyRuntime(gate.service, lambda: registry.current, settings, vault=vault)
-        gate.extras["proxy_runtime"] = runtime
-        gate.extras["registry"] = registry
-    return runtime
-
-
 async def _start_proxy(gate: Gate) -> None:
-    from addons.gate import gate_addons
-
     settings = gate.settings
     try:
         ca = ensure_ca(settings.certs_dir)
         bundle = combined_trust_bundle(settings.upstream_ca_bundle, settings.certs_dir)
     except (CaError, OSError, ValueError) as exc:
         raise StartupError(f"TLS: {exc}") from exc
-    gate.extras["ca"] = ca
-    runtime = _proxy_runtime(gate)
+    gate.ca = ca
+    runtime = gate.proxy_runtime()
     host = settings.host
     listeners = [
         Listener("forward", f"regular@{host}:{settings.proxy_port}"),
@@ -272,7 +171,7 @@ async def _start_proxy(gate: Gate) -> None:
         await engine.start()
     except (ListenerBindError, RuntimeError, ValueError) as exc:
         raise StartupError(f"proxy: {exc}") from exc
-    gate.extras["engine"] = engine
+    gate.engine = engine
     ports = engine.bound_ports
     print(
         f"gate-proxy: forward proxy on http://{host}:{ports.get('forward')}, "
@@ -294,10 +193,8 @@ def proxy_routes(gate: Gate) -> Callable[[web.Application], None]:
         )
 
     async def held(request: web.Request) -> web.Response:
-        from gate_proxy.api.app import caller, json_response
-
         principal = await caller(request)
-        runtime: ProxyRuntime | None = gate.extras.get("proxy_runtime")
+        runtime = gate.runtime
         items = runtime.held.visible_to(principal) if runtime else []
         return json_response({"held": items, "count": len(items)})
 
@@ -309,12 +206,12 @@ def proxy_routes(gate: Gate) -> Callable[[web.Application], None]:
 
 
 async def stop_gate(gate: Gate) -> None:
-    engine = gate.extras.get("engine")
-    if engine is not None:
-        await engine.stop()
-    runtime = gate.extras.get("proxy_runtime")
-    if runtime is not None and runtime.vault is not None:
-        runtime.vault.close()
+    if gate.engine is not None:
+        await gate.engine.stop()
+    if gate.runtime is not None:
+        await gate.runtime.held.close()
+        if gate.runtime.vault is not None:
+            gate.runtime.vault.close()
     for task in gate.tasks:
         task.cancel()
     for task in gate.tasks:
@@ -323,7 +220,7 @@ async def stop_gate(gate: Gate) -> None:
     if gate.runner is not None:
         await gate.runner.cleanup()
     await gate.webhooks.close()
-    await gate.service.close()
+    await gate.usecases.close()
     await gate.store.close()
 
 

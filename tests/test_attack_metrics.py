@@ -21,7 +21,9 @@ import pytest
 from gate_process import GateProcess, running_gate
 from upstreams import Upstream
 
-from gate_proxy.core.policy import parse_policy
+from gate_proxy.loaders.live import policy_destination_names, registry_destination_names
+from gate_proxy.loaders.policy_file import parse_policy
+from gate_proxy.loaders.registry_file import parse_registry_text
 from gate_proxy.metrics import (
     CONFIGS,
     DECISION_OUTCOMES,
@@ -34,8 +36,6 @@ from gate_proxy.metrics import (
     GateMetrics,
     LabelValues,
 )
-from gate_proxy.registry_loader import parse_registry_text
-from gate_proxy.server import policy_destination_names, registry_destination_names
 
 HOSTILE = [
     "unknown-1.attacker.example",

@@ -35,9 +35,10 @@ from mitmproxy import exceptions, http
 from mitmproxy.test import taddons, tflow
 from upstreams import Upstream
 
-from addons.timeouts import OPTION, RequestHeaderTimeout
+from gate_proxy.loaders.settings_file import load_settings
 from gate_proxy.proxy import CaFiles, Listener, ProxyEngine, ensure_ca
-from gate_proxy.settings import SettingsError, load_settings
+from gate_proxy.proxy.addons.timeouts import OPTION, RequestHeaderTimeout
+from gate_proxy.settings import SettingsError
 
 TIMEOUT_S = 30.0  # in-process; the manual clock makes its length irrelevant to test time
 E2E_TIMEOUT_S = 1.0

@@ -21,7 +21,6 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import tflow
 from upstreams import Upstream
 
-from addons.egress import EgressGuard
 from gate_proxy.core.egress import (
     Listener,
     check_addresses,
@@ -34,6 +33,7 @@ from gate_proxy.egress_resolver import EgressResolver, allow_from_settings, own_
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.proxy import CaFiles, ProxyEngine, ensure_ca
 from gate_proxy.proxy import Listener as ProxyListener
+from gate_proxy.proxy.addons.egress import EgressGuard
 from gate_proxy.settings import Settings
 
 PUBLIC_V4 = "93.184.216.34"
@@ -332,7 +332,7 @@ def test_resolver_from_settings_reads_allowlist_and_ports() -> None:
 
 
 def runtime() -> SimpleNamespace:
-    return SimpleNamespace(settings=Settings(), service=SimpleNamespace(metrics=GateMetrics()))
+    return SimpleNamespace(settings=Settings(), usecases=SimpleNamespace(metrics=GateMetrics()))
 
 
 def flow_to(host: str, port: int) -> Any:

@@ -1,5 +1,6 @@
-"""The use-case layer against a real temporary SQLite store: limits hold when many
-proposals arrive in the same instant (they share one group-commit transaction)."""
+"""The proposals use case against a real temporary SQLite store: limits hold when many
+proposals arrive in the same instant (they share one group-commit transaction), and the
+windows follow the injected clock."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from gate_proxy.core.policy import parse_policy
+from gate_proxy.clock import ManualClock, use_clock
 from gate_proxy.keys import load_or_create_signer
+from gate_proxy.loaders.policy_file import parse_policy
 from gate_proxy.principal import Principal, Role
-from gate_proxy.service import GateService, ProposeInput
 from gate_proxy.store.sqlite import SqliteStore
+from gate_proxy.usecases import Proposal as ProposeInput
+from gate_proxy.usecases import UseCases
 
 POLICIES = {
     "rate": parse_policy(
@@ -30,31 +33,31 @@ AGENT = Principal(id="agt_burst", name="burst", role=Role.AGENT)
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[GateService]:
+async def service(tmp_path: Path) -> AsyncIterator[UseCases]:
     signer = load_or_create_signer(tmp_path)
     store = SqliteStore(tmp_path, signer)
     await store.open()
-    gate = GateService(store, lambda: POLICIES, signer, "gate_sk_admin-" + "x" * 40)
+    usecases = UseCases.build(store, lambda: POLICIES, signer, "gate_sk_admin-" + "x" * 40)
     try:
-        yield gate
+        yield usecases
     finally:
-        await gate.close()
+        await usecases.close()
         await store.close()
 
 
-async def statuses(service: GateService, proposals: list[ProposeInput]) -> list[str]:
-    outcomes = await asyncio.gather(*(service.propose(AGENT, p) for p in proposals))
-    return [outcome.intent["status"] for outcome in outcomes]
+async def statuses(service: UseCases, proposals: list[ProposeInput]) -> list[str]:
+    outcomes = await asyncio.gather(*(service.proposals.propose(AGENT, p) for p in proposals))
+    return [outcome.verdict.status for outcome in outcomes]
 
 
-async def test_rate_limit_holds_for_a_burst(service: GateService) -> None:
+async def test_rate_limit_holds_for_a_burst(service: UseCases) -> None:
     proposals = [ProposeInput("api.rate", "rate", payload=f'{{"i": {i}}}') for i in range(30)]
     result = await statuses(service, proposals)
     assert result.count("approved") == 5
     assert result.count("blocked") == 25
 
 
-async def test_budget_holds_for_a_burst(service: GateService) -> None:
+async def test_budget_holds_for_a_burst(service: UseCases) -> None:
     proposals = [
         ProposeInput("api.budget", "budget", payload=f'{{"i": {i}}}', estimated_value_usd=30)
         for i in range(12)
@@ -63,16 +66,34 @@ async def test_budget_holds_for_a_burst(service: GateService) -> None:
     assert result.count("approved") == 3  # 3 x $30 <= $100 < 4 x $30
 
 
-async def test_duplicate_window_holds_for_a_burst(service: GateService) -> None:
+async def test_duplicate_window_holds_for_a_burst(service: UseCases) -> None:
     proposals = [ProposeInput("api.dedupe", "dedupe", payload='{"same": 1}') for _ in range(10)]
     result = await statuses(service, proposals)
     assert result.count("approved") == 1
     assert result.count("duplicate_blocked") == 9
 
 
-async def test_the_ledger_records_every_decision_of_the_burst(service: GateService) -> None:
+async def test_the_ledger_records_every_decision_of_the_burst(service: UseCases) -> None:
     proposals = [ProposeInput("api.rate", "rate", payload=f'{{"i": {i}}}') for i in range(8)]
-    outcomes = await asyncio.gather(*(service.propose(AGENT, p) for p in proposals))
+    outcomes = await asyncio.gather(*(service.proposals.propose(AGENT, p) for p in proposals))
     for outcome in outcomes:
         events = await service.store.ledger_events(intent_id=outcome.intent["id"])
         assert [e["type"] for e in events][:2] == ["proposed", "policy_checked"]
+
+
+async def test_a_rate_window_slides_with_the_clock(service: UseCases) -> None:
+    with use_clock(ManualClock()) as clock:
+        first = [ProposeInput("api.rate", "rate", payload=f'{{"a": {i}}}') for i in range(6)]
+        assert (await statuses(service, first)).count("approved") == 5
+        clock.advance(3601)  # an hour later the window is empty again
+        later = [ProposeInput("api.rate", "rate", payload=f'{{"b": {i}}}') for i in range(6)]
+        assert (await statuses(service, later)).count("approved") == 5
+
+
+async def test_a_passthrough_is_decided_without_a_record(service: UseCases) -> None:
+    outcome = await service.proposals.propose(
+        AGENT, ProposeInput("api.read", "-", payload=None, passthrough=True, source="proxy")
+    )
+    assert outcome.intent is None
+    assert outcome.verdict.status == "passthrough"
+    assert await service.store.list_intents() == []

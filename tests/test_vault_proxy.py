@@ -21,9 +21,9 @@ from mitmproxy.test import tflow, tutils
 from upstreams import Upstream
 from vault_fake import MOTO_ENV, FakeVault, start_moto_server
 
-from addons.decision import InFlight
-from addons.vault import CredentialInjector
 from gate_proxy.metrics import GateMetrics
+from gate_proxy.proxy.addons.vault import CredentialInjector
+from gate_proxy.proxy.flowstate import InFlight, state_of
 from gate_proxy.vault import VaultManager, parse_vault_config
 
 POLICIES = {
@@ -258,15 +258,16 @@ def injector(monkeypatch: pytest.MonkeyPatch) -> CredentialInjector:
     vault = VaultManager(
         parse_vault_config("provider: env\ncredentials:\n  d.send: {ref: GATE_INPROC_SECRET}\n")
     )
-    runtime = SimpleNamespace(vault=vault, service=SimpleNamespace(metrics=GateMetrics()))
+    runtime = SimpleNamespace(vault=vault, usecases=SimpleNamespace(metrics=GateMetrics()))
     return CredentialInjector(runtime)  # type: ignore[arg-type]
 
 
 async def injected_flow(injector: CredentialInjector, **request: Any) -> http.HTTPFlow:
     flow = tflow.tflow(req=tutils.treq(**request)) if request else tflow.tflow()
     flow.request.headers["Accept-Encoding"] = "gzip, deflate, br, zstd"
-    flow.metadata["gate_injection"] = injector.runtime.vault.injection_for("d.send")
-    flow.metadata["gate_in_flight"] = InFlight("int_inproc", "agt_inproc")
+    state = state_of(flow)
+    state.injection = injector.runtime.vault.injection_for("d.send")
+    state.in_flight = InFlight("int_inproc", "agt_inproc")
     await injector.request(flow)
     assert flow.response is None
     return flow
@@ -313,7 +314,7 @@ async def test_injection_asks_the_upstream_for_identity(injector: CredentialInje
     flow = await injected_flow(injector)
     assert flow.request.headers.get_all("Accept-Encoding") == ["identity"]
     assert flow.request.headers["Authorization"] == INPROC_TOKEN.decode()
-    assert INPROC_SECRET not in repr(flow.metadata["gate_scrub"])
+    assert INPROC_SECRET not in repr(state_of(flow).scrubbing)
 
 
 async def test_reason_phrase_and_headers_are_scrubbed(injector: CredentialInjector) -> None:
@@ -362,7 +363,7 @@ async def test_streamed_gzip_is_reframed_decoded_and_scrubbed(
         INPROC_SECRET.encode(), b"[REDACTED]"
     )
     await injector.response(flow)  # nothing left to do for a streamed body
-    assert "gate_scrub" not in flow.metadata
+    assert state_of(flow).scrubbing is None
 
 
 @pytest.mark.parametrize(
@@ -469,7 +470,7 @@ async def test_undecodable_body_becomes_a_502(
     assert payload["reason_code"] == f"upstream_encoding_{reason_code}"
     assert payload["intentId"] == "int_inproc" and payload["destination"] == "d.send"
     assert INPROC_SECRET.encode() not in answer.content
-    assert sum(injector.runtime.service.metrics.upstream_errors.values.values()) == 1
+    assert sum(injector.runtime.usecases.metrics.upstream_errors.values.values()) == 1
 
 
 async def test_transfer_coding_other_than_chunked_becomes_a_502(

@@ -1,164 +1,44 @@
-"""Control API routes. Thin: parse and authorise, call the service, shape the answer."""
+"""Control API routes. Thin: parse and authorise, call a use case, shape the answer."""
 
-import json
-import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from gate_proxy.api.errors import http_status
-from gate_proxy.errors import GateError, InvalidInput, NotFound, NotPermitted, invalid
-from gate_proxy.principal import Principal
-from gate_proxy.service import (
-    GateService,
-    Outcome,
-    ProposeInput,
-    parse_expires_in,
-    public_agent,
-    review_hash,
+from gate_proxy.api.http import (
+    EXTRA,
+    USECASES,
+    Handler,
+    bearer,
+    caller,
+    errors_middleware,
+    json_response,
+    read_json,
 )
-from gate_proxy.store.base import Row
-
-log = logging.getLogger("gate.api")
-
-SERVICE = web.AppKey("service", GateService)
-EXTRA = web.AppKey("extra", dict)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_response(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, ensure_ascii=False, default=str),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
+from gate_proxy.api.inputs import proposal_from_body
+from gate_proxy.api.views import decision_view, execution_view, intent_view
+from gate_proxy.errors import NotFound, NotPermitted, invalid
+from gate_proxy.logs import log_decision
+from gate_proxy.principal import Principal
+from gate_proxy.usecases import Outcome, Proposal, UseCases
+from gate_proxy.usecases.agents import public_agent
 
 
-def error_response(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return json_response({"error": error, "message": message, **extra}, status=status)
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except GateError as exc:
-        return json_response(exc.body(), status=http_status(exc))
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, "payload_too_large", exc.text or "request body too large")
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.reason)
-    except Exception:
-        # Never echo internals: the exception text could carry request data.
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "the gate hit an internal error")
-
-
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("X-Gate-Key") or None
-
-
-async def caller(request: web.Request) -> Principal:
-    return await request.app[SERVICE].authenticate(bearer(request))
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()  # aiohttp enforces client_max_size here (413)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("invalid_json", f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise invalid("request body must be a JSON object")
-    return body
-
-
-# -- views -------------------------------------------------------------------------------------
-
-
-def intent_view(intent: Row) -> dict[str, Any]:
-    return {
-        "intentId": intent["id"],
-        "status": intent["status"],
-        "agentId": intent["agent_id"],
-        "agent": intent["agent_name"],
-        "on_behalf_of": intent.get("on_behalf_of"),
-        "source": intent["source"],
-        "destination": intent["destination"],
-        "policy": intent["policy"],
-        "reason_code": intent.get("reason_code"),
-        "blockReason": intent.get("block_reason"),
-        "risk_score": intent["risk_score"],
-        "risk_level": intent["risk_level"],
-        "recordCount": intent.get("record_count"),
-        "estimated_value_usd": intent.get("estimated_value_usd"),
-        "sensitivity_tags": intent.get("sensitivity_tags") or [],
-        "idempotency_key": intent.get("idempotency_key"),
-        "duplicateOf": intent.get("duplicate_of"),
-        "environment": intent.get("environment"),
-        "payload": {
-            "type": intent.get("payload_type"),
-            "size": intent.get("payload_size"),
-            "sha256": intent.get("payload_sha256"),
-            "preview": intent.get("payload_preview"),
-        },
-        "method": intent.get("method"),
-        "url": intent.get("url"),
-        "reviewHash": review_hash(intent),
-        "requireApprovals": intent.get("require_approvals", 1),
-        "shadow": bool(intent.get("shadow")),
-        "metadata": intent.get("metadata") or {},
-        "createdAt": intent["created_at"],
-        "expiresAt": intent.get("expires_at"),
-        "decidedAt": intent.get("decided_at"),
-        "decidedBy": intent.get("decided_by"),
-        "note": intent.get("decision_note"),
-        **({"approvals": intent["approvals"]} if "approvals" in intent else {}),
-    }
-
-
-def decision_view(outcome: Outcome) -> dict[str, Any]:
+def log_verdict(principal: Principal, proposal: Proposal, outcome: Outcome, started: float) -> None:
+    """The API's canonical decision line (the proxy writes its own, one per request)."""
     intent = outcome.intent
-    return {
-        "intentId": intent["id"],
-        "status": intent["status"],
-        "risk_score": intent["risk_score"],
-        "risk_level": intent["risk_level"],
-        "reason_code": intent["reason_code"],
-        "blockReason": intent["block_reason"],
-        "expiresAt": intent["expires_at"],
-        "destination": intent["destination"],
-        "policy": intent["policy"],
-        "reviewHash": review_hash(intent),
-        **({"duplicateOf": outcome.duplicate_of} if outcome.duplicate_of else {}),
-    }
-
-
-def execution_view(execution: Row) -> dict[str, Any]:
-    # Never the token, nor its hash.
-    return {
-        "executionId": execution["id"],
-        "intent_id": execution["intent_id"],
-        "mode": execution["mode"],
-        "status": execution["status"],
-        "worker_report": execution.get("report"),
-        "created_at": execution["created_at"],
-        "expires_at": execution["expires_at"],
-        "completed_at": execution.get("completed_at"),
-    }
+    log_decision(
+        decision=outcome.verdict.status,
+        agent=principal.name,
+        destination=proposal.destination,
+        policy=proposal.policy,
+        reason=outcome.verdict.reason_code,
+        intent_id=intent["id"] if intent is not None else None,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        source="api",
+        risk=outcome.verdict.risk_level,
+    )
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -171,7 +51,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def register_agent(request: web.Request) -> web.Response:
     principal = await caller(request)
-    result = await request.app[SERVICE].register_agent(principal, await read_json(request))
+    result = await request.app[USECASES].agents.register(principal, await read_json(request))
     return json_response(result, status=201)
 
 
@@ -179,13 +59,13 @@ async def list_agents(request: web.Request) -> web.Response:
     principal = await caller(request)
     if not principal.can_review:
         raise NotPermitted("forbidden", "listing agents needs a reviewer or admin key")
-    agents = await request.app[SERVICE].store.list_agents()
+    agents = await request.app[USECASES].store.list_agents()
     return json_response({"agents": [public_agent(agent) for agent in agents]})
 
 
 async def get_agent(request: web.Request) -> web.Response:
     principal = await caller(request)
-    agent = await request.app[SERVICE].find_agent(request.match_info["agent_id"])
+    agent = await request.app[USECASES].agents.find(request.match_info["agent_id"])
     if not principal.can_see(agent["id"]):
         raise NotFound("not_found", "agent not found")
     return json_response(public_agent(agent))
@@ -194,7 +74,7 @@ async def get_agent(request: web.Request) -> web.Response:
 def _agent_status_handler(status: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         principal = await caller(request)
-        agent = await request.app[SERVICE].set_agent_status(
+        agent = await request.app[USECASES].agents.set_status(
             principal, request.match_info["agent_id"], status
         )
         return json_response(agent)
@@ -202,52 +82,14 @@ def _agent_status_handler(status: str) -> Handler:
     return handler
 
 
-def propose_input(body: dict[str, Any]) -> ProposeInput:
-    destination, policy = body.get("destination"), body.get("policy")
-    if not isinstance(destination, str) or not destination.strip():
-        raise invalid("destination is required")
-    if not isinstance(policy, str) or not policy.strip():
-        raise invalid("policy is required")
-    payload = body.get("payload")
-    if payload is not None and not isinstance(payload, str):
-        payload = json.dumps(payload, ensure_ascii=False)
-    record_count = body.get("recordCount", body.get("record_count"))
-    if record_count is not None and (
-        not isinstance(record_count, int) or isinstance(record_count, bool) or record_count < 0
-    ):
-        raise invalid("recordCount must be a non-negative integer")
-    value = body.get("estimated_value_usd")
-    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-        raise invalid("estimated_value_usd must be a number")
-    tags = body.get("sensitivity_tags", [])
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise invalid("sensitivity_tags must be a list of strings")
-    metadata = body.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise invalid("metadata must be an object")
-    for key in ("idempotency_key", "on_behalf_of"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise invalid(f"{key} must be a string")
-    return ProposeInput(
-        destination=destination.strip(),
-        policy=policy.strip(),
-        payload=payload,
-        record_count=record_count,
-        estimated_value_usd=float(value) if value is not None else None,
-        sensitivity_tags=tuple(tags),
-        idempotency_key=body.get("idempotency_key"),
-        on_behalf_of=body.get("on_behalf_of"),
-        expires_in_seconds=parse_expires_in(body.get("expiresIn")),
-        metadata=metadata,
-    )
-
-
 async def create_intent(request: web.Request) -> web.Response:
     principal = await caller(request)
-    proposal = propose_input(await read_json(request))
+    proposal = proposal_from_body(await read_json(request))
     if proposal.idempotency_key is None and request.headers.get("Idempotency-Key"):
         proposal.idempotency_key = request.headers["Idempotency-Key"]  # Stripe's convention
-    outcome = await request.app[SERVICE].propose(principal, proposal)
+    started = time.perf_counter()
+    outcome = await request.app[USECASES].proposals.propose(principal, proposal)
+    log_verdict(principal, proposal, outcome, started)
     return json_response(decision_view(outcome), status=201)
 
 
@@ -257,26 +99,27 @@ async def list_intents(request: web.Request) -> web.Response:
         limit = max(1, min(int(request.query.get("limit", "50")), 500))
     except ValueError as exc:
         raise invalid("limit must be a number") from exc
-    intents = await request.app[SERVICE].list_intents(principal, request.query.get("status"), limit)
+    intents = await request.app[USECASES].review.list_intents(
+        principal, request.query.get("status"), limit
+    )
     return json_response({"intents": [intent_view(intent) for intent in intents]})
 
 
 async def get_intent(request: web.Request) -> web.Response:
     principal = await caller(request)
-    service = request.app[SERVICE]
-    intent = await service.get_intent(principal, request.match_info["intent_id"])
+    usecases = request.app[USECASES]
+    intent = await usecases.review.get_intent(principal, request.match_info["intent_id"])
     view = intent_view(intent)
-    view["executions"] = [
-        execution_view(execution) for execution in await service.store.list_executions(intent["id"])
-    ]
+    executions = await usecases.store.list_executions(intent["id"])
+    view["executions"] = [execution_view(execution) for execution in executions]
     return json_response(view)
 
 
 async def intent_decision(request: web.Request) -> web.Response:
     principal = await caller(request)
-    service = request.app[SERVICE]
-    intent = await service.get_intent(principal, request.match_info["intent_id"])
-    events = await service.store.ledger_events(intent_id=intent["id"])
+    usecases = request.app[USECASES]
+    intent = await usecases.review.get_intent(principal, request.match_info["intent_id"])
+    events = await usecases.store.ledger_events(intent_id=intent["id"])
     checked = next((e for e in events if e["type"] == "policy_checked"), None)
     data = checked["data"] if checked else {}
     return json_response(
@@ -294,7 +137,9 @@ async def intent_decision(request: web.Request) -> web.Response:
 
 async def intent_audit(request: web.Request) -> web.Response:
     principal = await caller(request)
-    events = await request.app[SERVICE].audit_trail(principal, request.match_info["intent_id"])
+    events = await request.app[USECASES].review.audit_trail(
+        principal, request.match_info["intent_id"]
+    )
     return json_response(
         [
             {
@@ -316,10 +161,10 @@ async def _review(request: web.Request, intent_id: str, action: str) -> web.Resp
     expected = body.get("reviewHash", body.get("fingerprint"))
     if expected is not None and not isinstance(expected, str):
         raise invalid("reviewHash must be a string")
-    service = request.app[SERVICE]
+    review = request.app[USECASES].review
     if action == "approve":
         note = body.get("note")
-        intent = await service.approve(principal, intent_id, note=note, expected_hash=expected)
+        intent = await review.approve(principal, intent_id, note=note, expected_hash=expected)
         view = {
             "intentId": intent_id,
             "status": intent["status"],
@@ -331,7 +176,7 @@ async def _review(request: web.Request, intent_id: str, action: str) -> web.Resp
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise invalid("reason must be a string")
-    intent = await service.reject(principal, intent_id, reason=reason, expected_hash=expected)
+    intent = await review.reject(principal, intent_id, reason=reason, expected_hash=expected)
     return json_response(
         {
             "intentId": intent_id,
@@ -352,13 +197,13 @@ async def reject_intent(request: web.Request) -> web.Response:
 
 async def execute_intent(request: web.Request) -> web.Response:
     principal = await caller(request)
-    order = await request.app[SERVICE].execute(principal, request.match_info["intent_id"])
+    order = await request.app[USECASES].orders.execute(principal, request.match_info["intent_id"])
     return json_response(order, status=201)
 
 
 async def get_execution(request: web.Request) -> web.Response:
     principal = await caller(request)
-    execution = await request.app[SERVICE].get_execution(
+    execution = await request.app[USECASES].orders.get(
         principal, request.match_info["execution_id"]
     )
     return json_response(execution_view(execution))
@@ -366,14 +211,14 @@ async def get_execution(request: web.Request) -> web.Response:
 
 async def report_execution(request: web.Request) -> web.Response:
     body = await read_json(request)
-    execution = await request.app[SERVICE].report_execution(
+    execution = await request.app[USECASES].orders.report(
         request.match_info["execution_id"], bearer(request), body
     )
     return json_response(execution_view(execution))
 
 
 async def signing_key(request: web.Request) -> web.Response:
-    signer = request.app[SERVICE].signer
+    signer = request.app[USECASES].orders.signer
     return json_response(
         {"key_id": signer.key_id, "alg": "Ed25519", "public_key_pem": signer.public_pem()}
     )
@@ -388,17 +233,17 @@ async def ledger(request: web.Request) -> web.Response:
         limit = max(1, min(int(request.query.get("limit", "100")), 1000))
     except ValueError as exc:
         raise invalid("after and limit must be numbers") from exc
-    events = await request.app[SERVICE].store.ledger_events(after_seq=after, limit=limit)
+    events = await request.app[USECASES].store.ledger_events(after_seq=after, limit=limit)
     return json_response({"events": events})
 
 
 async def summary_metrics(request: web.Request) -> web.Response:
     principal = await caller(request)
-    return json_response(await request.app[SERVICE].summary_metrics(principal))
+    return json_response(await request.app[USECASES].review.summary(principal))
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    text = request.app[SERVICE].metrics.registry.render()
+    text = request.app[USECASES].metrics.registry.render()
     return web.Response(
         text=text,
         content_type="text/plain",
@@ -430,10 +275,10 @@ async def _review_with_body(
     request: web.Request, intent_id: str, action: str, body: dict[str, Any]
 ) -> web.Response:
     principal = await caller(request)
-    service = request.app[SERVICE]
+    review = request.app[USECASES].review
     expected = body.get("reviewHash")
     if action == "approve":
-        intent = await service.approve(
+        intent = await review.approve(
             principal, intent_id, note=body.get("note"), expected_hash=expected
         )
         return json_response(
@@ -443,7 +288,7 @@ async def _review_with_body(
                 "approvedAt": intent.get("decided_at"),
             }
         )
-    intent = await service.reject(
+    intent = await review.reject(
         principal, intent_id, reason=body.get("reason"), expected_hash=expected
     )
     return json_response({"intentId": intent_id, "status": intent["status"]})
@@ -464,7 +309,7 @@ def server_options(request_header_timeout_s: float) -> dict[str, Any]:
 
 
 def build_app(
-    service: GateService,
+    usecases: UseCases,
     *,
     body_limit: int,
     extra_routes: Callable[[web.Application], None] | None = None,
@@ -473,7 +318,7 @@ def build_app(
     from gate_proxy.api.openapi import openapi_handler
 
     app = web.Application(middlewares=[errors_middleware], client_max_size=body_limit)
-    app[SERVICE] = service
+    app[USECASES] = usecases
     app[EXTRA] = {"health": health_extra or {}}
     r = app.router
     r.add_get("/health", health)

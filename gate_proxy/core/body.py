@@ -36,6 +36,7 @@ __all__ = [
     "count_records",
     "decode_body",
     "media_type",
+    "payload_type_of",
 ]
 
 _BOMS: Final = (
@@ -63,6 +64,20 @@ class BodyText:
 
 def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
+
+
+def payload_type_of(content_type: str) -> str | None:
+    """A short payload type from the Content-Type ("json", "csv", "text", "xml", ...)."""
+    media = media_type(content_type)
+    if not media:
+        return None
+    if media.endswith("/json") or media.endswith("+json"):
+        return "json"
+    if media == "text/csv":
+        return "csv"
+    if media.startswith("text/"):
+        return "text"
+    return media.rsplit("/", 1)[-1]
 
 
 def _charset(content_type: str) -> str | None:

@@ -23,7 +23,7 @@ from gate_proxy.dashboard.security import add_security_headers
 from gate_proxy.dashboard.sessions import SessionStore
 
 if TYPE_CHECKING:
-    from gate_proxy.server import Gate
+    from gate_proxy.gate import Gate
 
 DASHBOARD = web.AppKey("dashboard", Dashboard)
 
@@ -33,7 +33,7 @@ def add_dashboard(app: web.Application, gate: "Gate") -> None:
     settings = gate.settings
     dashboard = Dashboard(gate, SessionStore(settings.session_ttl_s, settings.session_idle_s))
     dashboard.hub = EventHub(dashboard.render)
-    gate.service.subscribe(dashboard.on_event)
+    gate.usecases.events.subscribe(dashboard.on_event)
     app[DASHBOARD] = dashboard
     app.on_response_prepare.append(add_security_headers)
 

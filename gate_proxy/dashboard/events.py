@@ -1,6 +1,6 @@
 """Live intent events for the dashboard's server-sent-event streams.
 
-``EventHub.on_event`` is subscribed to the service: it renders each new intent or
+``EventHub.on_event`` is subscribed to the event bus: it renders each new intent or
 transition once and fans it out to every open stream through a bounded queue. A stream
 that cannot keep up is closed (the browser reconnects and reloads the queue) rather than
 letting memory grow or slowing the decision path.
@@ -55,7 +55,7 @@ class EventHub:
         return len(self._subscribers)
 
     async def on_event(self, event: str, intent: Row, actor: str) -> None:
-        """Service listener: called (as a background task) for every intent event."""
+        """Event-bus listener: called (as a background task) for every intent event."""
         if not self._subscribers:
             return
         try:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gate_proxy.api.app import json_response, read_json
 from gate_proxy.api.errors import HttpError
+from gate_proxy.api.http import json_response, read_json
 from gate_proxy.clock import utc_iso
 from gate_proxy.core.intents import Status
 from gate_proxy.dashboard.events import EventHub, sse_message
@@ -19,11 +19,11 @@ from gate_proxy.dashboard.views import audit_view, dashboard_view, voters_of
 from gate_proxy.errors import GateError, NotPermitted, Unauthenticated, invalid
 from gate_proxy.keys import hash_key
 from gate_proxy.principal import Principal
-from gate_proxy.service import GateService
 from gate_proxy.store.base import Row
+from gate_proxy.usecases import UseCases
 
 if TYPE_CHECKING:
-    from gate_proxy.server import Gate
+    from gate_proxy.gate import Gate
 
 COOKIE = "gate_dashboard"
 COOKIE_PATH = "/dashboard"
@@ -46,15 +46,15 @@ class Dashboard:
     hub: EventHub | None = None
 
     @property
-    def service(self) -> GateService:
-        return self.gate.service
+    def usecases(self) -> UseCases:
+        return self.gate.usecases
 
     def held(self, intent_id: str) -> bool:
-        runtime = self.gate.extras.get("proxy_runtime")  # created after the API starts
+        runtime = self.gate.runtime  # created after the API starts
         return bool(runtime is not None and runtime.held.is_held(intent_id))
 
     async def render(self, intent: Row) -> dict[str, Any]:
-        voters = await voters_of(self.service.store, intent)
+        voters = await voters_of(self.usecases.store, intent)
         return dashboard_view(intent, held=self.held(intent["id"]), voters=voters)
 
     async def on_event(self, event: str, intent: Row, actor: str) -> None:
@@ -69,7 +69,7 @@ class Dashboard:
         if session is None:
             raise Unauthenticated("not_signed_in", "sign in to the dashboard")
         try:
-            principal = await self.service.authenticate_hash(session.key_hash)
+            principal = await self.usecases.agents.authenticate_hash(session.key_hash)
         except GateError as exc:
             self.sessions.drop_key(session.key_hash)
             raise Unauthenticated("session_ended", f"signed out: {exc.message}") from exc
@@ -161,7 +161,7 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
             if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
                 raise Unauthenticated("unauthorized", "a valid reviewer or admin key is required")
             key = key.strip()
-            principal = await dashboard.service.authenticate(key)
+            principal = await dashboard.usecases.agents.authenticate(key)
             if not principal.can_review:
                 raise NotPermitted(
                     "agents_cannot_sign_in", "agent keys cannot sign in to the dashboard"
@@ -196,7 +196,7 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
     async def list_intents(request: web.Request) -> web.Response:
         _, principal = await dashboard.reviewer(request)
         status = request.query.get("status", Status.PENDING.value)
-        intents = await dashboard.service.list_intents(
+        intents = await dashboard.usecases.review.list_intents(
             principal, None if status == "all" else status, LIST_LIMIT
         )
         views = [await dashboard.render(intent) for intent in intents]
@@ -205,8 +205,8 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
     async def intent_detail(request: web.Request) -> web.Response:
         _, principal = await dashboard.reviewer(request)
         intent_id = request.match_info["intent_id"]
-        intent = await dashboard.service.get_intent(principal, intent_id)
-        events = await dashboard.service.audit_trail(principal, intent_id)
+        intent = await dashboard.usecases.review.get_intent(principal, intent_id)
+        events = await dashboard.usecases.review.audit_trail(principal, intent_id)
         return json_response(
             {
                 "intent": await dashboard.render(intent),
@@ -224,16 +224,16 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
         body = await read_json(request)
         # Bound to what the reviewer saw: the dashboard always sends the displayed hash.
         expected = _text(body, "reviewHash", required=True)
-        service = dashboard.service
+        review = dashboard.usecases.review
         if action == "approve":
             note = _text(body, "note", required=False)
-            intent = await service.approve(principal, intent_id, note=note, expected_hash=expected)
+            intent = await review.approve(principal, intent_id, note=note, expected_hash=expected)
             if intent["status"] == Status.PENDING:
-                # A vote short of N: the service publishes no transition, so tell the others.
+                # A vote short of N: no transition is published, so tell the others.
                 await dashboard.on_event("approval_vote", intent, principal.name)
         else:
             reason = _text(body, "reason", required=True)
-            intent = await service.reject(
+            intent = await review.reject(
                 principal, intent_id, reason=reason, expected_hash=expected
             )
         return json_response({"intent": await dashboard.render(intent)})

@@ -6,7 +6,7 @@ numbers are masked too, in every free-text field a page renders.
 
 from typing import Any
 
-from gate_proxy.api.app import intent_view
+from gate_proxy.api.views import intent_view
 from gate_proxy.core.intents import Status
 from gate_proxy.core.pii import mask_pii
 from gate_proxy.store.base import Row, Store

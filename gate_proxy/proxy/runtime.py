@@ -1,4 +1,4 @@
-"""What the proxy addons share with the rest of the gate, in one object."""
+"""What the proxy addons share with the rest of the gate, and the requests held open."""
 
 import asyncio
 import contextlib
@@ -9,10 +9,11 @@ from typing import Any
 from mitmproxy import connection
 
 from gate_proxy.clock import utc_iso
-from gate_proxy.core.registry import Registry
+from gate_proxy.loaders.snapshot import ConfigSnapshot
 from gate_proxy.principal import Principal
-from gate_proxy.service import GateService
 from gate_proxy.settings import Settings
+from gate_proxy.usecases import UseCases
+from gate_proxy.vault import VaultManager
 
 
 @dataclass(slots=True)
@@ -114,9 +115,13 @@ class HeldRequests:
 
 @dataclass
 class ProxyRuntime:
-    service: GateService
-    registry: Callable[[], Registry]
+    """What the proxy addons share with the rest of the gate (the composition root builds
+    it): the use cases, the live config (read ``config()`` once per request), settings,
+    the held requests and the credential vault."""
+
+    usecases: UseCases
+    config: Callable[[], ConfigSnapshot]
     settings: Settings
     held: HeldRequests = field(default_factory=HeldRequests)
-    vault: Any = None
+    vault: VaultManager | None = None
     started_at: str = field(default_factory=utc_iso)

@@ -1,6 +1,6 @@
 """The storage interface. SQLite implements it today; PostgreSQL will follow.
 
-The service speaks only in these terms. Every write that changes state carries the
+The use cases speak only in these terms. Every write that changes state carries the
 ledger events that record it, and a backend must commit both atomically: an intent
 never changes status without its event, and an event never exists without its change.
 """
@@ -8,6 +8,8 @@ never changes status without its event, and an event never exists without its ch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from gate_proxy.core.decide import Counts  # the counts a decision needs (core: pure)
 
 
 class StoreError(RuntimeError):
@@ -49,15 +51,6 @@ class CountQuery:
     rates: bool = False  # intents by this agent in the last hour and day
     budgets: bool = False  # value spent under this policy (agent and all agents)
     dedupe_since: str | None = None  # same agent+destination+fingerprint since then
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    last_hour: int | None = None
-    last_day: int | None = None
-    # (agent last hour, agent last day, policy last hour, policy last day)
-    spent: tuple[float, float, float, float] | None = None
-    duplicate_of: Row | None = None  # the earlier intent, when the dedupe window matched
 
 
 # Builds the intent row and its events from counts read inside the write transaction.

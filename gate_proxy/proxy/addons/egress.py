@@ -32,16 +32,15 @@ import contextvars
 import ipaddress
 import logging
 import socket
-import time
 from typing import Any
 
 from mitmproxy import connection, ctx, http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addons.guard import fail_closed, gate_response, refuse
 from gate_proxy.core.egress import Verdict, parse_host_address
 from gate_proxy.egress_resolver import EgressResolver
-from gate_proxy.logs import log_decision
+from gate_proxy.proxy.addons.guard import fail_closed, gate_response, refuse
+from gate_proxy.proxy.flowstate import state_of
 
 log = logging.getLogger("gate.proxy")
 
@@ -67,17 +66,18 @@ class EgressGuard:
         if flow.response or flow.error or not flow.live or not self.egress.enabled:
             return
         host, port = flow.request.host, flow.request.port
-        started = time.perf_counter()
         verdict = await self.egress.check(host, port)
         if not verdict.allowed:
-            self._deny(flow, host, port, verdict, started)
+            self._deny(flow, host, port, verdict)
             return
         self._pins.setdefault(flow.client_conn.id, {})[(_key(host), port)] = verdict.addresses
 
-    def _deny(
-        self, flow: http.HTTPFlow, host: str, port: int, verdict: Verdict, started: float
-    ) -> None:
-        in_flight = flow.metadata.pop("gate_in_flight", None)
+    def _deny(self, flow: http.HTTPFlow, host: str, port: int, verdict: Verdict) -> None:
+        state = state_of(flow)
+        in_flight, state.in_flight = state.in_flight, None
+        # The request's one record line (GateRecord) says what happened: a refusal after
+        # the decision, with the egress reason.
+        state.outcome, state.reason = "blocked", f"{REASON_CODE}:{verdict.reason}"
         refuse(
             flow,
             gate_response(
@@ -91,27 +91,16 @@ class EgressGuard:
                 egress={"reason": verdict.reason, "address": verdict.address},
             ),
         )
-        service = self.runtime.service
-        service.metrics.upstream_errors.inc("egress_denied")
-        principal = flow.metadata.get("gate_principal")
-        log_decision(
-            decision="blocked",
-            agent=principal.name if principal else "-",
-            destination=host,
-            policy="-",
-            reason=REASON_CODE,
-            intent_id=in_flight.intent_id if in_flight else None,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            source="egress",
-            egress_reason=verdict.reason,
-            address=verdict.address,
-        )
+        usecases = self.runtime.usecases
+        usecases.metrics.upstream_errors.inc("egress_denied")
         if in_flight is not None:
             # The decision already wrote execution_requested; the ledger must say it failed
             # (GateForwarding would otherwise count the 403 as a delivered request).
             detail = {"error": REASON_CODE, "reason": verdict.reason, "address": verdict.address}
             task = asyncio.ensure_future(
-                service.record_outcome(in_flight.intent_id, in_flight.agent_id, False, detail)
+                usecases.executions.record_outcome(
+                    in_flight.intent_id, in_flight.agent_id, False, detail
+                )
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -9,10 +9,10 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy import commands, events
 from mitmproxy.proxy.layers.http import _http1, _http2
 
-from addons.decision import InFlight
-from addons.guard import fail_closed, gate_response
-from addons.identity import strip_gate_headers
 from gate_proxy.core.headers import HeadLimits, check_head
+from gate_proxy.proxy.addons.guard import fail_closed, gate_response
+from gate_proxy.proxy.addons.identity import strip_gate_headers
+from gate_proxy.proxy.flowstate import InFlight, state_of
 from gate_proxy.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("gate.proxy")
@@ -110,8 +110,7 @@ class GateForwarding:
         # Runs after the decision: only requests that really go upstream get here.
         if flow.response or flow.error or not flow.live:
             return
-        deadline = asyncio.ensure_future(self._upstream_deadline(flow))
-        flow.metadata["gate_deadline"] = deadline
+        state_of(flow).deadline = asyncio.ensure_future(self._upstream_deadline(flow))
 
     async def _upstream_deadline(self, flow: http.HTTPFlow) -> None:
         """mitmproxy has no upstream response timeout: answer 504 ourselves when it lapses.
@@ -124,8 +123,8 @@ class GateForwarding:
         await asyncio.sleep(timeout)
         if flow.response is not None or flow.error is not None or not flow.live:
             return
-        self.runtime.service.metrics.upstream_errors.inc("timeout")
-        flow.metadata["gate_upstream_timeout"] = True
+        self.runtime.usecases.metrics.upstream_errors.inc("timeout")
+        state_of(flow).upstream_timeout = True
         proxyserver = ctx.master.addons.get("proxyserver")
         handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
         server = flow.server_conn
@@ -136,10 +135,10 @@ class GateForwarding:
 
     @fail_closed("responseheaders")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        deadline = flow.metadata.get("gate_deadline")
-        if deadline is not None and not flow.metadata.get("gate_upstream_timeout"):
-            deadline.cancel()
-        if flow.response is None or flow.metadata.get("gate_answered"):
+        state = state_of(flow)
+        if state.deadline is not None and not state.upstream_timeout:
+            state.deadline.cancel()
+        if flow.response is None or state.answered:
             return
         response = flow.response
         problem = check_head(response.headers.fields, RESPONSE_LIMITS)
@@ -148,10 +147,10 @@ class GateForwarding:
             # that could stall the gate or be read two ways. The response hook replaces
             # it once mitmproxy has read the body (replacing it here would mix our
             # headers with the upstream's body); the ledger keeps the upstream's status.
-            flow.metadata["gate_bad_response_head"] = problem.message
+            state.bad_response_head = problem.message
             return
         strip_gate_headers(response.headers)
-        if flow.metadata.get("gate_upstream_timeout"):
+        if state.upstream_timeout:
             response.headers["X-Gate-Decision"] = "error"  # our own 504, not the upstream's
         media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         length = response.headers.get("Content-Length", "")
@@ -164,10 +163,11 @@ class GateForwarding:
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.response is None:
             return
-        code = flow.response.status_code
-        refused_head = flow.metadata.pop("gate_bad_response_head", None)
+        state = state_of(flow)
+        code = state.upstream_status = flow.response.status_code
+        refused_head, state.bad_response_head = state.bad_response_head, None
         if refused_head is not None:
-            self.runtime.service.metrics.upstream_errors.inc("bad_response_head")
+            self.runtime.usecases.metrics.upstream_errors.inc("bad_response_head")
             flow.response = gate_response(
                 502,
                 status="error",
@@ -176,25 +176,25 @@ class GateForwarding:
                 error="upstream_response_invalid",
                 headers={"Connection": "close"},
             )
-        in_flight: InFlight | None = flow.metadata.pop("gate_in_flight", None)
+        in_flight, state.in_flight = state.in_flight, None
         if in_flight is None:
             return
-        if flow.metadata.get("gate_upstream_timeout"):
+        if state.upstream_timeout:
             self._record(in_flight, False, {"error": "upstream_timeout", "status_code": code})
             return
         self._record(in_flight, code < 500, {"status_code": code})
 
     def error(self, flow: http.HTTPFlow) -> None:
-        deadline = flow.metadata.get("gate_deadline")
-        if deadline is not None:
-            deadline.cancel()
+        state = state_of(flow)
+        if state.deadline is not None:
+            state.deadline.cancel()
         try:
-            in_flight: InFlight | None = flow.metadata.pop("gate_in_flight", None)
+            in_flight, state.in_flight = state.in_flight, None
             if in_flight is None:
                 return
             message = flow.error.msg if flow.error else "unknown error"
             kind = "client_disconnected" if "client" in message.lower() else "upstream_error"
-            self.runtime.service.metrics.upstream_errors.inc(kind)
+            self.runtime.usecases.metrics.upstream_errors.inc(kind)
             self._record(in_flight, False, {"error": kind, "detail": message[:200]})
         except Exception as exc:  # nothing left to refuse; make sure it is seen
             log.error(
@@ -206,7 +206,9 @@ class GateForwarding:
         # The outcome is written behind the response: the write-ahead record already made
         # the execution durable, and the agent should not wait for the bookkeeping.
         task = asyncio.ensure_future(
-            self.runtime.service.record_outcome(in_flight.intent_id, in_flight.agent_id, ok, detail)
+            self.runtime.usecases.executions.record_outcome(
+                in_flight.intent_id, in_flight.agent_id, ok, detail
+            )
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -13,6 +13,8 @@ from typing import Any
 
 from mitmproxy import http
 
+from gate_proxy.proxy.flowstate import state_of
+
 log = logging.getLogger("gate.proxy")
 
 # Chaos switch for fail-closed drills (and the tests): hooks named here raise on entry.
@@ -57,8 +59,23 @@ def gate_response(
 
 
 def refuse(flow: http.HTTPFlow, response: http.Response) -> None:
+    """The gate answers this request itself; nothing is sent upstream."""
     flow.response = response
-    flow.metadata["gate_answered"] = True
+    state = state_of(flow)
+    state.answered = True
+    if state.outcome is None:
+        state.outcome = response.headers.get("X-Gate-Decision", "blocked")
+    if state.reason is None:
+        state.reason = _reason_of(response)
+
+
+def _reason_of(response: http.Response) -> str | None:
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        return None
+    reason = body.get("reason_code") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def internal_error(where: str) -> http.Response:
@@ -94,9 +111,9 @@ def fail_closed(
                     extra={"event": "hook_failed", "hook": where, "error": type(exc).__name__},
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
-                errors_total = getattr(getattr(self, "runtime", None), "service", None)
-                if errors_total is not None:
-                    errors_total.metrics.internal_errors.inc(where)
+                usecases = getattr(getattr(self, "runtime", None), "usecases", None)
+                if usecases is not None:
+                    usecases.metrics.internal_errors.inc(where)
                 if flow.live or flow.response is None:
                     refuse(flow, internal_error(where))
                     # The request body may be half-streamed; make sure it goes nowhere.

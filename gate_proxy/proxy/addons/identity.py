@@ -11,12 +11,13 @@ import logging
 from mitmproxy import connection, http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from addons.guard import fail_closed, gate_response, refuse
 from gate_proxy.api.errors import http_status
 from gate_proxy.core.headers import HeadLimits, check_head, hygienic_fields
 from gate_proxy.errors import GateError, Unauthenticated
 from gate_proxy.keys import hash_key
 from gate_proxy.principal import Principal
+from gate_proxy.proxy.addons.guard import fail_closed, gate_response, refuse
+from gate_proxy.proxy.flowstate import state_of
 from gate_proxy.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("gate.proxy")
@@ -53,7 +54,7 @@ class GateIdentity:
             raise Unauthenticated("proxy_auth_required", "Proxy-Authorization: Basic is required")
         user, key = parsed
         key_hash = hash_key(key)
-        principal = await self.runtime.service.authenticate_hash(key_hash)
+        principal = await self.runtime.usecases.agents.authenticate_hash(key_hash)
         if user not in (principal.id, principal.name):
             # A key presented under another agent's name is a mistake or an impersonation.
             raise Unauthenticated("proxy_auth_invalid", "user does not match the key's agent")
@@ -90,7 +91,7 @@ class GateIdentity:
             self._deny(flow, exc, reverse=False)
             return
         flow.request.headers.pop("Proxy-Authorization", None)
-        flow.metadata["gate_principal"] = principal
+        state_of(flow).principal = principal
         # Only the key's hash is kept: inside the tunnel each request is re-checked
         # against it, so a revoked or suspended key stops working mid-connection.
         self._tunnels[flow.client_conn.id] = key_hash
@@ -109,27 +110,25 @@ class GateIdentity:
         if refuse_bad_head(flow, headers.fields, REQUEST_LIMITS):
             return
         reverse = is_reverse(flow)
-        service = self.runtime.service
+        agents = self.runtime.usecases.agents
         try:
             if reverse and headers.get("X-Gate-Key"):
-                principal = await service.authenticate(headers["X-Gate-Key"])
+                principal = await agents.authenticate(headers["X-Gate-Key"])
             elif "Proxy-Authorization" in headers:
                 principal, _ = await self._from_basic(headers["Proxy-Authorization"])
             elif not reverse and flow.client_conn.id in self._tunnels:
-                principal = await service.authenticate_hash(self._tunnels[flow.client_conn.id])
+                principal = await agents.authenticate_hash(self._tunnels[flow.client_conn.id])
             else:
                 raise Unauthenticated("proxy_auth_required", "gate credentials are required")
         except GateError as exc:
             self._deny(flow, exc, reverse)
             return
-        flow.metadata["gate_principal"] = principal
+        state = state_of(flow)
+        state.principal = principal
+        state.reverse = reverse
         # Keep what the gate needs from its own headers, then drop them all.
-        flow.metadata["gate_intent_id"] = headers.get("X-Gate-Intent-Id")
-        flow.metadata["gate_wait"] = headers.get("X-Gate-Wait", "").strip().lower() in (
-            "true",
-            "1",
-            "yes",
-        )
+        state.retry_of = headers.get("X-Gate-Intent-Id")
+        state.wait = headers.get("X-Gate-Wait", "").strip().lower() in ("true", "1", "yes")
         strip_gate_headers(flow.request.headers)
 
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 from mitmproxy import http
 
-from addons.decision import InFlight
-from addons.guard import fail_closed, gate_response, refuse
-from gate_proxy.core.urlnorm import normalize_path
+from gate_proxy.proxy.addons.guard import fail_closed, gate_response, refuse
+from gate_proxy.proxy.flowstate import state_of
 from gate_proxy.proxy.runtime import ProxyRuntime
-from gate_proxy.vault import CredentialUnavailable, Injection, scrub, scrub_text
+from gate_proxy.vault import CredentialUnavailable, scrub, scrub_text
 from gate_proxy.vault.scrubbing import (
     BodyDecodeError,
     BodyDecoder,
@@ -36,12 +35,10 @@ from gate_proxy.vault.scrubbing import (
 log = logging.getLogger("gate.vault")
 
 
-def _destination(runtime: ProxyRuntime, flow: http.HTTPFlow) -> str | None:
-    request = flow.request
-    match = runtime.registry().match(
-        request.host, request.port, request.method, normalize_path(request.path).target
-    )
-    if match.blocked or match.passthrough:
+def _destination(flow: http.HTTPFlow) -> str | None:
+    """The request's destination, from the one registry match GateRouting made."""
+    match = state_of(flow).match
+    if match is None or match.blocked or match.passthrough:
         return None
     return match.destination or f"{match.host}.http"
 
@@ -57,11 +54,11 @@ class AgentCredentialGuard:
             return
         if not vault.destinations:
             return  # no vault-managed destination: spare every request a registry lookup
-        destination = _destination(self.runtime, flow)
+        destination = _destination(flow)
         injection = self.runtime.vault.injection_for(destination) if destination else None
         if injection is None:
             return
-        flow.metadata["gate_injection"] = injection
+        state_of(flow).injection = injection
         request = flow.request
         # Names from the raw fields: Headers.keys() is quadratic in mitmproxy 12.
         supplied = injection.agent_supplied(
@@ -117,16 +114,16 @@ class CredentialInjector:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        injection: Injection | None = flow.metadata.get("gate_injection")
-        in_flight: InFlight | None = flow.metadata.get("gate_in_flight")
+        state = state_of(flow)
+        injection, in_flight = state.injection, state.in_flight
         if injection is None or in_flight is None:
             return  # not vault-managed, or not going upstream as an execution (shadow)
         try:
             secret = await self.runtime.vault.secret_for(injection)
             applied = self.runtime.vault.plan(injection, secret)
         except CredentialUnavailable as exc:
-            flow.metadata.pop("gate_in_flight", None)
-            await self.runtime.service.record_outcome(
+            state.in_flight = None
+            await self.runtime.usecases.executions.record_outcome(
                 in_flight.intent_id,
                 in_flight.agent_id,
                 False,
@@ -156,13 +153,11 @@ class CredentialInjector:
         # (RFC 9110 §12.5.3); identity asks for none. An upstream may compress anyway:
         # the response hooks decode, or refuse what they cannot.
         request.headers["Accept-Encoding"] = "identity"
-        flow.metadata["gate_scrub"] = Scrubbing(
-            applied.scrub, injection.destination, in_flight.intent_id
-        )
+        state.scrubbing = Scrubbing(applied.scrub, injection.destination, in_flight.intent_id)
 
     @fail_closed("vault_scrub_headers")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        scrubbing: Scrubbing | None = flow.metadata.get("gate_scrub")
+        scrubbing: Scrubbing | None = state_of(flow).scrubbing
         response = flow.response
         if scrubbing is None or response is None:
             return
@@ -190,7 +185,9 @@ class CredentialInjector:
 
     @fail_closed("vault_scrub_body")
     def response(self, flow: http.HTTPFlow) -> None:
-        scrubbing: Scrubbing | None = flow.metadata.pop("gate_scrub", None)
+        state = state_of(flow)
+        scrubbing: Scrubbing | None = state.scrubbing
+        state.scrubbing = None
         response = flow.response
         if scrubbing is None or response is None:
             return
@@ -219,7 +216,7 @@ class CredentialInjector:
             "upstream response refused",
             extra={"destination": scrubbing.destination, "reason_code": reason},
         )
-        self.runtime.service.metrics.upstream_errors.inc(reason)
+        self.runtime.usecases.metrics.upstream_errors.inc(reason)
         message = scrub_text(
             f"the upstream's answer cannot be cleaned of the injected credential: {detail}; "
             "its body was not passed on",

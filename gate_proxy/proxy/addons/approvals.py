@@ -1,0 +1,168 @@
+"""An approval runs once: the bound retry (X-Gate-Intent-Id) and the hold (X-Gate-Wait).
+
+- A retry must come from the same agent with the same request fingerprint (method,
+  normalised URL, body and the bound headers); an approved intent is then claimed —
+  once, within its execution window, for an active agent — and forwarded.
+- A hold keeps the connection open until a reviewer decides, the hold times out, the
+  agent is suspended or revoked, or the client leaves; then it forwards, answers, or
+  sends nothing at all.
+"""
+
+import asyncio
+from datetime import timedelta
+
+from mitmproxy import http
+
+from gate_proxy.clock import iso_in, utc_iso
+from gate_proxy.core.intents import Status
+from gate_proxy.errors import GateError
+from gate_proxy.principal import Principal
+from gate_proxy.proxy.addons.answers import answer_for, error_answer, retry_refusal
+from gate_proxy.proxy.addons.guard import refuse
+from gate_proxy.proxy.flowstate import InFlight, state_of
+from gate_proxy.proxy.keepalive import keep_flow_alive
+from gate_proxy.proxy.runtime import HeldRequest, ProxyRuntime, client_gone
+from gate_proxy.store.base import Conflict, Row
+from gate_proxy.usecases import agent_key
+
+_USED = {Status.SCHEDULED, Status.SUCCEEDED, Status.FAILED}
+
+
+class Approvals:
+    def __init__(self, runtime: ProxyRuntime) -> None:
+        self.runtime = runtime
+
+    async def retry(
+        self, flow: http.HTTPFlow, principal: Principal, intent_id: str, fingerprint: str
+    ) -> None:
+        usecases = self.runtime.usecases
+        intent = await usecases.store.get_intent(intent_id)
+        if intent is None or intent["source"] != "proxy":
+            refuse(flow, retry_refusal(intent_id, "intent_not_found", "no such proxied intent"))
+            return
+        state_of(flow).intent_id = intent_id
+        if intent["agent_id"] != principal.id:
+            refuse(
+                flow,
+                retry_refusal(
+                    intent_id,
+                    "intent_agent_mismatch",
+                    "the intent belongs to another agent",
+                    intent,
+                ),
+            )
+            return
+        if intent["fingerprint"] != fingerprint:
+            refuse(
+                flow,
+                retry_refusal(
+                    intent_id,
+                    "fingerprint_mismatch",
+                    "this request differs from the one that was proposed (method, URL, body or "
+                    "bound headers)",
+                    intent,
+                ),
+            )
+            return
+        intent = await usecases.expiry.current(intent)
+        if intent["status"] == Status.PENDING:
+            if state_of(flow).wait:
+                await self.hold(flow, principal, intent)
+            else:
+                refuse(flow, answer_for(intent))
+            return
+        await self.execute(flow, principal, intent)
+
+    async def execute(self, flow: http.HTTPFlow, principal: Principal, intent: Row) -> None:
+        """Claim the approval (the write-ahead execution_requested) and let it go upstream."""
+        if intent["status"] != Status.APPROVED:
+            status = intent["status"]
+            reason = "already_executed" if status in _USED else f"intent_{status}"
+            refuse(
+                flow,
+                retry_refusal(
+                    intent["id"],
+                    reason,
+                    f"the intent is {status}; an approval authorises exactly one execution",
+                    intent,
+                ),
+            )
+            return
+        try:
+            await self.runtime.usecases.executions.claim(intent, principal.name)
+        except Conflict:
+            refuse(
+                flow,
+                retry_refusal(
+                    intent["id"], "already_executed", "this approval has already been used", intent
+                ),
+            )
+            return
+        except GateError as exc:  # the deadline passed, or the agent is no longer active
+            refuse(flow, error_answer(exc, intent))
+            return
+        state = state_of(flow)
+        state.intent_id = intent["id"]
+        state.outcome = "approved"
+        state.in_flight = InFlight(intent["id"], principal.id)
+
+    async def hold(self, flow: http.HTTPFlow, principal: Principal, intent: Row) -> None:
+        runtime = self.runtime
+        usecases = runtime.usecases
+        timeout = runtime.settings.hold_timeout_s
+        decided = usecases.events.wait(intent["id"])
+        agent_changed = usecases.events.wait(agent_key(principal.id))
+        held = HeldRequest(
+            intent_id=intent["id"],
+            agent_id=principal.id,
+            agent=principal.name,
+            destination=intent["destination"],
+            method=flow.request.method,
+            url=intent.get("url") or "",
+            client_id=flow.client_conn.id,
+            client=flow.client_conn,
+            held_since=utc_iso(),
+            release_at=iso_in(timedelta(seconds=timeout)),
+        )
+        token = runtime.held.add(held)
+        usecases.metrics.held.set(len(runtime.held))
+        cancelled = asyncio.ensure_future(held.cancel.wait())
+        try:
+            # Decided between the proposal and now? Then there is nothing to wait for.
+            current = await usecases.expiry.current(await usecases.store.get_intent(intent["id"]))
+            if current["status"] == Status.PENDING:
+                async with keep_flow_alive(flow):
+                    await asyncio.wait(
+                        {decided, cancelled, agent_changed},
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                current = await usecases.store.get_intent(intent["id"])
+        finally:
+            runtime.held.remove(token)
+            usecases.metrics.held.set(len(runtime.held))
+            decided.cancel()
+            cancelled.cancel()
+            agent_changed.cancel()
+        if held.cancel.is_set() or client_gone(flow):
+            # The client left (mitmproxy reports it only after this hook returns, so
+            # HeldRequests watches the socket): nothing goes upstream, and the intent
+            # stays as it is; the agent re-sends with X-Gate-Intent-Id.
+            state_of(flow).outcome = "client_left"
+            flow.kill()
+            return
+        if current is None:
+            raise RuntimeError("held intent vanished")
+        try:
+            # Revoked or suspended while held: nothing is released for it.
+            await usecases.agents.require_active(principal.id)
+        except GateError as exc:
+            refuse(flow, error_answer(exc, current))
+            return
+        if current["status"] == Status.APPROVED:
+            await self.execute(flow, principal, current)
+            return
+        if current["status"] == Status.PENDING:
+            refuse(flow, answer_for(current, held_timeout=True))
+            return
+        refuse(flow, answer_for(current))

@@ -1,0 +1,110 @@
+"""Proxied executions: an approval becomes its one execution (write-ahead), and the
+outcome is recorded; what a crash left in flight is reconciled at start."""
+
+import logging
+from typing import Any
+
+from gate_proxy.clock import utc_iso
+from gate_proxy.core.intents import Event, Status
+from gate_proxy.errors import expired
+from gate_proxy.store.base import Conflict, EventDraft, Row, Store
+from gate_proxy.usecases.agents import Agents
+from gate_proxy.usecases.events import EventBus
+from gate_proxy.usecases.expiry import Expiry
+from gate_proxy.usecases.records import execution_requested
+
+log = logging.getLogger("gate.executions")
+
+
+class Executions:
+    def __init__(self, store: Store, agents: Agents, expiry: Expiry, events: EventBus) -> None:
+        self.store = store
+        self.agents = agents
+        self.expiry = expiry
+        self.events = events
+
+    async def claim(self, intent: Row, actor: str) -> None:
+        """Turn an approval into its one execution; a second claim gets Conflict.
+
+        Refused when the execution deadline has passed (Expired) or the agent is no longer
+        active (NotPermitted): an approval is for a live agent, within its window.
+        """
+        current = await self.expiry.expire_if_due(intent)
+        if current["status"] == Status.EXPIRED:
+            raise expired("the approval's execution window has closed; the intent expired")
+        await self.agents.require_active(intent["agent_id"])
+        await self.store.transition_intent(
+            intent["id"],
+            (Status.APPROVED,),
+            Status.SCHEDULED,
+            {"executed_at": utc_iso()},
+            [execution_requested(intent, actor)],
+        )
+
+    async def record_outcome(
+        self, intent_id: str, agent_id: str, ok: bool, detail: dict[str, Any]
+    ) -> None:
+        status = Status.SUCCEEDED if ok else Status.FAILED
+        event = Event.EXECUTION_SUCCEEDED if ok else Event.EXECUTION_FAILED
+        try:
+            await self.store.transition_intent(
+                intent_id,
+                (Status.SCHEDULED,),
+                status,
+                {"completed_at": utc_iso()},
+                [EventDraft(event, intent_id, "proxy", agent_id, detail)],
+            )
+        except Conflict:
+            log.warning(
+                "execution outcome arrived for an intent not in flight",
+                extra={"intent_id": intent_id},
+            )
+            return
+        self.events.notify(intent_id, status)
+        if self.events.has_listeners:  # re-read only for someone who listens
+            intent = await self.store.get_intent(intent_id)
+            if intent is not None:
+                self.events.publish(event, intent, "proxy")
+
+    async def reconcile_in_flight(self) -> int:
+        """At start: proxied executions a previous run requested but never saw finish.
+
+        Their `execution_requested` is on the ledger (write-ahead), their outcome is not:
+        the gate stopped while the request was in flight, so whether the upstream got it
+        is unknown. They become `failed` with reason `execution_unknown`, visible as such
+        in the dashboard and the ledger, instead of staying `scheduled` forever. One gate
+        process per store (the scale-out issue adds leases for several).
+        """
+        reconciled = 0
+        for intent in await self.store.list_intents(status=Status.SCHEDULED, limit=1_000_000):
+            if intent["source"] != "proxy":
+                continue  # API executions are reported by their worker with a token
+            message = (
+                "execution_unknown: the gate stopped while this request was in flight; "
+                "it may or may not have reached the upstream"
+            )
+            event = EventDraft(
+                Event.EXECUTION_FAILED,
+                intent["id"],
+                "system",
+                intent["agent_id"],
+                {"error": "execution_unknown", "detail": message},
+            )
+            fields = {
+                "completed_at": utc_iso(),
+                "reason_code": "execution_unknown",
+                "block_reason": message,
+            }
+            try:
+                await self.store.transition_intent(
+                    intent["id"], (Status.SCHEDULED,), Status.FAILED, fields, [event]
+                )
+            except Conflict:
+                continue
+            reconciled += 1
+        if reconciled:
+            log.warning(
+                "reconciled executions left in flight by a previous run",
+                extra={"event": "reconciled", "count": reconciled},
+            )
+        return reconciled

@@ -1,0 +1,75 @@
+"""Deadlines: a pending intent past its review window, or an approved one past its
+execution window, expires — on time (a sweeper sleeps until the next one) and lazily
+(whoever reads an intent sees it expired the moment its deadline passed)."""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from gate_proxy.clock import parse_iso, utc_iso, utc_now
+from gate_proxy.core.intents import Event, Status
+from gate_proxy.errors import not_found
+from gate_proxy.store.base import Conflict, EventDraft, Row, Store
+from gate_proxy.usecases.events import EventBus
+
+log = logging.getLogger("gate.expiry")
+
+MAX_SLEEP_S = 60.0
+
+
+class Expiry:
+    def __init__(self, store: Store, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+        self.wakeup = asyncio.Event()  # set when an earlier deadline may exist
+
+    async def current(self, intent: Row | None) -> Row:
+        """The intent as it stands now (expired first if its deadline passed)."""
+        if intent is None:
+            raise not_found("intent")
+        return await self.expire_if_due(intent)
+
+    async def expire_if_due(self, intent: Row) -> Row:
+        if intent["status"] not in (Status.PENDING, Status.APPROVED):
+            return intent
+        if not intent.get("expires_at") or intent["expires_at"] > utc_iso():
+            return intent
+        return await self._expire(intent)
+
+    async def _expire(self, intent: Row) -> Row:
+        was = intent["status"]
+        data: dict[str, Any] = {"expires_at": intent["expires_at"]}
+        fields: Row = {}
+        if was == Status.APPROVED:
+            data["reason"] = "approved but not executed before the deadline"
+        else:
+            fields = {"decided_at": utc_iso(), "decided_by": "system"}
+        events = [EventDraft(Event.EXPIRED, intent["id"], "system", intent["agent_id"], data)]
+        try:
+            await self.store.transition_intent(
+                intent["id"], (Status(was),), Status.EXPIRED, fields, events
+            )
+        except Conflict:
+            # Decided (or executed) by someone else a moment earlier: that state stands.
+            return await self.store.get_intent(intent["id"]) or intent
+        expired = {**intent, **fields, "status": Status.EXPIRED}
+        self.events.transitioned(expired, Event.EXPIRED, "system")
+        return expired
+
+    async def run(self) -> None:
+        """Expire intents at their deadline, sleeping exactly until the next one."""
+        while True:
+            try:
+                for intent in await self.store.due_pending(utc_iso()):
+                    await self._expire(intent)
+                next_at = await self.store.next_pending_expiry()
+            except Exception:
+                log.exception("expiry sweep failed")
+                next_at = None
+            delay = MAX_SLEEP_S
+            if next_at:
+                delay = max(0.0, (parse_iso(next_at) - utc_now()).total_seconds()) + 0.001
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=min(delay, MAX_SLEEP_S))
