@@ -1,4 +1,4 @@
-"""A small Prometheus registry: counters, gauges and histograms with bounded labels.
+"""The gate's Prometheus metrics (prometheus_client), with bounded labels.
 
 /metrics is unauthenticated, so every label is declared with the values it may take
 (:class:`LabelValues`); anything else is exported as ``other``. Request data (a host an
@@ -8,11 +8,17 @@ traffic. Destination names are the ones the registry and the policies define; th
 updates them whenever either reloads (``gate_proxy/loaders/live.py``).
 """
 
-import bisect
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, generate_latest
 
 from gate_proxy.core.intents import Status
+
+# Counters' `_created` timestamps double the series and say nothing an operator needs.
+prometheus_client.disable_created_metrics()
 
 Labels = tuple[str, ...]
 
@@ -45,125 +51,96 @@ class LabelValues:
         return self._allowed
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _label_text(names: Labels, values: Labels, extra: str = "") -> str:
-    pairs = [f'{name}="{_escape(value)}"' for name, value in zip(names, values, strict=True)]
-    if extra:
-        pairs.append(extra)
-    return "{" + ",".join(pairs) + "}" if pairs else ""
-
-
 def _bounded(allowed: tuple[LabelValues, ...], values: tuple[str, ...]) -> Labels:
     return tuple(bounds.bound(value) for bounds, value in zip(allowed, values, strict=True))
 
 
-class Counter:
-    kind = "counter"
+class _Bounded:
+    """A prometheus_client metric whose label values are bounded before they are used."""
 
-    def __init__(
-        self, name: str, help_text: str, labels: Mapping[str, LabelValues] | None = None
-    ) -> None:
-        labels = labels or {}
-        self.name, self.help = name, help_text
-        self.labels: Labels = tuple(labels)
-        self.allowed: tuple[LabelValues, ...] = tuple(labels.values())
-        self.values: dict[Labels, float] = {}
-        self._lock = threading.Lock()
+    def __init__(self, metric: Any, labels: Mapping[str, LabelValues] | None) -> None:
+        self._metric = metric
+        self.labels: Labels = tuple(labels or {})
+        self.allowed: tuple[LabelValues, ...] = tuple((labels or {}).values())
 
-    def inc(self, *label_values: str, amount: float = 1.0) -> None:
-        key = _bounded(self.allowed, label_values)
-        with self._lock:
-            self.values[key] = self.values.get(key, 0.0) + amount
+    def _child(self, label_values: tuple[str, ...]) -> Any:
+        if not self.labels:
+            return self._metric
+        return self._metric.labels(*_bounded(self.allowed, label_values))
 
-    def samples(self) -> Iterable[str]:
-        for values, number in sorted(self.values.items()):
-            yield f"{self.name}{_label_text(self.labels, values)} {number:g}"
+    @property
+    def values(self) -> dict[Labels, float]:
+        """Current value per label tuple (counters and gauges): for tests and reports."""
+        out: dict[Labels, float] = {}
+        for family in self._metric.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                out[tuple(sample.labels[name] for name in self.labels)] = sample.value
+        return out
 
 
-class Gauge(Counter):
-    kind = "gauge"
-
+class Counter(_Bounded):
     def __init__(
         self,
+        registry: CollectorRegistry,
         name: str,
         help_text: str,
         labels: Mapping[str, LabelValues] | None = None,
-        fn: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(name, help_text, labels)
-        self.fn = fn
+        metric = prometheus_client.Counter(
+            name.removesuffix("_total"), help_text, tuple(labels or {}), registry=registry
+        )
+        super().__init__(metric, labels)
+
+    def inc(self, *label_values: str, amount: float = 1.0) -> None:
+        self._child(label_values).inc(amount)
+
+
+class Gauge(_Bounded):
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        name: str,
+        help_text: str,
+        labels: Mapping[str, LabelValues] | None = None,
+    ) -> None:
+        metric = prometheus_client.Gauge(name, help_text, tuple(labels or {}), registry=registry)
+        super().__init__(metric, labels)
 
     def set(self, value: float, *label_values: str) -> None:
-        self.values[_bounded(self.allowed, label_values)] = value
-
-    def samples(self) -> Iterable[str]:
-        if self.fn is not None:
-            yield f"{self.name} {self.fn():g}"
-            return
-        yield from super().samples()
+        self._child(label_values).set(value)
 
 
-class Histogram:
-    kind = "histogram"
+class Histogram(_Bounded):
     DEFAULT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
     def __init__(
         self,
+        registry: CollectorRegistry,
         name: str,
         help_text: str,
         labels: Mapping[str, LabelValues] | None = None,
-        buckets: tuple[float, ...] = (),
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
     ) -> None:
-        labels = labels or {}
-        self.name, self.help = name, help_text
-        self.labels: Labels = tuple(labels)
-        self.allowed: tuple[LabelValues, ...] = tuple(labels.values())
-        self.buckets = buckets or self.DEFAULT_BUCKETS
-        self.series: dict[Labels, list[float]] = {}  # bucket counts..., sum, count
+        metric = prometheus_client.Histogram(
+            name, help_text, tuple(labels or {}), registry=registry, buckets=buckets
+        )
+        super().__init__(metric, labels)
 
     def observe(self, value: float, *label_values: str) -> None:
-        key = _bounded(self.allowed, label_values)
-        series = self.series.get(key)
-        if series is None:
-            series = self.series[key] = [0.0] * (len(self.buckets) + 2)
-        series[bisect.bisect_left(self.buckets, value)] += 1
-        series[-2] += value
-        series[-1] += 1
-
-    def samples(self) -> Iterable[str]:
-        for values, series in sorted(self.series.items()):
-            cumulative = 0.0
-            for bound, count in zip(self.buckets, series, strict=False):
-                cumulative += count
-                yield (
-                    f"{self.name}_bucket{_label_text(self.labels, values, f'le="{bound:g}"')}"
-                    f" {cumulative:g}"
-                )
-            cumulative += series[len(self.buckets)]
-            inf = _label_text(self.labels, values, 'le="+Inf"')
-            yield f"{self.name}_bucket{inf} {cumulative:g}"
-            yield f"{self.name}_sum{_label_text(self.labels, values)} {series[-2]:g}"
-            yield f"{self.name}_count{_label_text(self.labels, values)} {series[-1]:g}"
+        self._child(label_values).observe(value)
 
 
 class Registry:
-    def __init__(self) -> None:
-        self.metrics: list[Counter | Histogram] = []
+    """The gate's own collector registry (never the process-global one), rendered in the
+    Prometheus text format by prometheus_client."""
 
-    def add[M: (Counter, Histogram)](self, metric: M) -> M:
-        self.metrics.append(metric)
-        return metric
+    def __init__(self) -> None:
+        self.collectors = CollectorRegistry(auto_describe=True)
 
     def render(self) -> str:
-        lines: list[str] = []
-        for metric in self.metrics:
-            lines.append(f"# HELP {metric.name} {metric.help}")
-            lines.append(f"# TYPE {metric.name} {metric.kind}")
-            lines.extend(metric.samples())
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.collectors).decode("utf-8")
 
 
 # The values the gate's own code passes. A call site that adds a value must add it here too,
@@ -182,8 +159,9 @@ UPSTREAM_ERROR_KINDS = (
     "upstream_encoding_invalid",
 )
 CONFIGS = ("policies", "destinations")
-# The names given to addons.guard.fail_closed(...).
+# Where an internal error happened: the names given to fail_closed(...), and "api".
 HOOKS = (
+    "api",
     "egress",
     "forward",
     "http_connect",
@@ -206,61 +184,56 @@ class GateMetrics:
 
     def __init__(self) -> None:
         self.registry = Registry()
+        collectors = self.registry.collectors
         # Destination names defined by the registry and the policies (set on every load).
         self.destinations = LabelValues()
         sources = LabelValues(*DECISION_SOURCES)
-        add = self.registry.add
-        self.decisions = add(
-            Counter(
-                "gate_decisions_total",
-                "Decisions by outcome, destination and source.",
-                {
-                    "outcome": LabelValues(*DECISION_OUTCOMES),
-                    "destination": self.destinations,
-                    "source": sources,
-                },
-            )
+        self.decisions = Counter(
+            collectors,
+            "gate_decisions_total",
+            "Decisions by outcome, destination and source.",
+            {
+                "outcome": LabelValues(*DECISION_OUTCOMES),
+                "destination": self.destinations,
+                "source": sources,
+            },
         )
-        self.decision_latency = add(
-            Histogram(
-                "gate_decision_latency_seconds",
-                "Time from request to decision, including the ledger write.",
-                {"source": sources},
-            )
+        self.decision_latency = Histogram(
+            collectors,
+            "gate_decision_latency_seconds",
+            "Time from request to decision, including the ledger write.",
+            {"source": sources},
         )
-        self.held = add(Gauge("gate_held_requests", "Requests held open waiting for approval."))
-        self.upstream_errors = add(
-            Counter(
-                "gate_upstream_errors_total",
-                "Upstream failures by kind.",
-                {"kind": LabelValues(*UPSTREAM_ERROR_KINDS)},
-            )
+        self.held = Gauge(
+            collectors, "gate_held_requests", "Requests held open waiting for approval."
         )
-        self.reviews = add(
-            Counter(
-                "gate_reviews_total",
-                "Human approvals and rejections.",
-                {"outcome": LabelValues(*REVIEW_OUTCOMES)},
-            )
+        self.upstream_errors = Counter(
+            collectors,
+            "gate_upstream_errors_total",
+            "Upstream failures by kind.",
+            {"kind": LabelValues(*UPSTREAM_ERROR_KINDS)},
         )
-        self.webhook_deliveries = add(
-            Counter(
-                "gate_webhook_deliveries_total",
-                "Webhook delivery attempts.",
-                {"result": LabelValues(*WEBHOOK_RESULTS)},
-            )
+        self.reviews = Counter(
+            collectors,
+            "gate_reviews_total",
+            "Human approvals and rejections.",
+            {"outcome": LabelValues(*REVIEW_OUTCOMES)},
         )
-        self.internal_errors = add(
-            Counter(
-                "gate_internal_errors_total",
-                "Errors inside the gate (fail closed).",
-                {"where": LabelValues(*HOOKS)},
-            )
+        self.webhook_deliveries = Counter(
+            collectors,
+            "gate_webhook_deliveries_total",
+            "Webhook delivery attempts.",
+            {"result": LabelValues(*WEBHOOK_RESULTS)},
         )
-        self.config_reload_failures = add(
-            Counter(
-                "gate_config_reload_failures_total",
-                "Rejected config reloads.",
-                {"config": LabelValues(*CONFIGS)},
-            )
+        self.internal_errors = Counter(
+            collectors,
+            "gate_internal_errors_total",
+            "Errors inside the gate (fail closed).",
+            {"where": LabelValues(*HOOKS)},
+        )
+        self.config_reload_failures = Counter(
+            collectors,
+            "gate_config_reload_failures_total",
+            "Rejected config reloads.",
+            {"config": LabelValues(*CONFIGS)},
         )

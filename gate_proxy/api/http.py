@@ -50,6 +50,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         # Never echo internals: the exception text could carry request data.
         log.exception("unhandled error in %s %s", request.method, request.path)
+        usecases = request.app.get(USECASES)
+        if usecases is not None:
+            usecases.metrics.internal_errors.inc("api")
         return error_response(500, "internal_error", "the gate hit an internal error")
 
 

@@ -4,6 +4,7 @@ The addon builds the gate from its options (data, policy and config directories)
 mitmproxy starts, then adds the gate's addons, and refuses every request until then.
 """
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from mitmproxy import ctx, http
 
 from gate_proxy.proxy.addons import gate_addons
 from gate_proxy.proxy.addons.guard import fail_closed, gate_response, refuse
+
+log = logging.getLogger("gate.proxy")
 
 
 class StandaloneGate:
@@ -37,6 +40,19 @@ class StandaloneGate:
                 "enable_proxy": False,
             },
         )
+        for option, wanted, why in (
+            ("connection_strategy", "lazy", "upstreams are contacted before the decision"),
+            ("listen_host", "127.0.0.1", "the proxy listens on every interface"),
+        ):
+            if getattr(ctx.options, option) != wanted:
+                log.warning(
+                    "mitmproxy option %s is not %r: %s (see README, 'Inside your own "
+                    "mitmproxy')",
+                    option,
+                    wanted,
+                    why,
+                    extra={"event": "standalone_option"},
+                )
         self._gate = await start_gate(settings)
         ctx.master.addons.add(*gate_addons(self._gate.proxy_runtime()))
         self.ready = True
