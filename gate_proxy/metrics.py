@@ -145,7 +145,8 @@ class Registry:
 
 # The values the gate's own code passes. A call site that adds a value must add it here too,
 # or it is exported as `other` (visible, harmless).
-DECISION_OUTCOMES = tuple(status.value for status in Status)
+# Intent statuses, plus what the proxy records for requests that make no intent.
+DECISION_OUTCOMES = (*(status.value for status in Status), "passthrough", "error")
 DECISION_SOURCES = ("api", "proxy", "connect")
 REVIEW_OUTCOMES = ("approved", "rejected")
 WEBHOOK_RESULTS = ("ok", "retry", "failed", "refused")

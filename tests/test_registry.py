@@ -865,8 +865,24 @@ def test_shipped_example_config() -> None:
     assert dest(r, "api.github.com", "POST", "/repos/a/b/issues") == f"BLOCK:{REASON_UNKNOWN}"
     assert dest(r, "pastebin.com", "GET", "/") == f"BLOCK:{REASON_BLOCKED}"
     assert r.host_decision("pastebin.com", 443).allow is False
-    assert dest(r, "unknown.example", "GET", "/") == f"BLOCK:{REASON_UNKNOWN}"
+    # Shipped: agents read freely (pass_reads), unknown writes are blocked.
+    assert dest(r, "unknown.example", "GET", "/") == "PASS"
+    assert dest(r, "unknown.example", "POST", "/") == f"BLOCK:{REASON_UNKNOWN}"
+    assert r.host_decision("unknown.example", 443).allow is True
     assert r.match_route("/stripe/v1/refunds") == ("https", "api.stripe.com", 443, "/v1/refunds")
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [("GET", "PASS"), ("HEAD", "PASS"), ("OPTIONS", "PASS"), ("POST", "BLOCK"), ("PUT", "BLOCK"),
+     ("DELETE", "BLOCK"), ("PATCH", "BLOCK"), ("TRACE", "BLOCK")],
+)  # fmt: skip
+def test_pass_reads_passes_safe_methods_only(method: str, expected: str) -> None:
+    r = reg("default:\n  action: block\n  pass_reads: true\n")
+    assert dest(r, "unknown.example", method, "/x").startswith(expected)
+    plain = reg("default:\n  action: block\n")
+    assert dest(plain, "unknown.example", method, "/x").startswith("BLOCK")
+    assert plain.host_decision("unknown.example", 443).allow is False
 
 
 # --------------------------------------------------------------------- loader errors

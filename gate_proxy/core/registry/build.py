@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,6 +55,7 @@ _PATH_ENTRY_KEYS = _ENTRY_KEYS - {"paths"}
 _DEFAULT_KEYS = frozenset(
     {
         "action",
+        "pass_reads",
         "destination",
         "policy",
         "require_approval",
@@ -249,13 +250,19 @@ class _Builder(ValueReader):
     def default_section(self, value: Any) -> DefaultAction:
         path: FieldPath = ("default",)
         raw = self.mapping(value, path, _DEFAULT_KEYS)
-        own = self.fields({k: v for k, v in raw.items() if k != "action"}, path)
+        own = self.fields({k: v for k, v in raw.items() if k not in ("action", "pass_reads")}, path)
+        pass_reads = (
+            self.boolean(raw["pass_reads"], (*path, "pass_reads"))
+            if ("pass_reads" in raw)
+            else False
+        )
         action = raw.get("action", "block")
         if action not in ("block", "passthrough", "evaluate"):
             raise self.error(
                 (*path, "action"), f"must be 'block', 'passthrough' or 'evaluate', got {action!r}"
             )
-        return self.make_default(action, own, path)
+        default = self.make_default(action, own, path)
+        return replace(default, pass_reads=pass_reads)
 
     def zehrava_default(self, value: Any) -> DefaultAction:
         path: FieldPath = ("__default__",)

@@ -27,7 +27,9 @@ from gate_proxy.core.registry.model import (
 from gate_proxy.core.registry.routes import longest_prefix_first, match_route
 from gate_proxy.core.urlnorm import normalize_host, normalize_path, path_variants, rule_variant
 
-__all__ = ["Registry"]
+__all__ = ["READ_METHODS", "Registry"]
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # --------------------------------------------------------------------------- compiled matching
 
@@ -249,7 +251,7 @@ class Registry:
                 if not candidates.any_block:
                     break
         if best is None:
-            return self._default_match(h, norm)
+            return self._default_match(h, norm, m)
         r = best.route
         return Match(
             blocked=False,
@@ -282,8 +284,13 @@ class Registry:
             path=path,
         )
 
-    def _default_match(self, host: str, path: str) -> Match:
+    def _default_match(self, host: str, path: str, method: str) -> Match:
         d = self.default
+        if d.pass_reads and method in READ_METHODS:
+            # A read with a body or a method override is refused later (not_a_read).
+            return Match(
+                blocked=False, passthrough=True, host=host, path=path, path_case=self.path_case
+            )
         if d.action == "block":
             return Match(
                 blocked=True,
@@ -317,7 +324,8 @@ class Registry:
                 allow=False, known=False, reason_code=REASON_INVALID_HOST, host=host
             )
         items = self._candidates(h, port).items
-        default_allows = self.default.action != "block"
+        # A tunnel can carry reads when unknown reads pass: its writes are refused inside.
+        default_allows = self.default.action != "block" or self.default.pass_reads
         if not items:
             return HostDecision(
                 allow=default_allows,

@@ -71,6 +71,9 @@ class DefaultAction:
     """What happens to requests no entry matches. ``destination`` may contain ``{host}``."""
 
     action: DefaultKind = "block"
+    # Agents read freely: GET/HEAD/OPTIONS that no entry matches are passed through (no
+    # intent; egress checks still apply) whatever `action` says about other methods.
+    pass_reads: bool = False
     destination: str = DEFAULT_DESTINATION_TEMPLATE
     policy: str | None = None
     require_approval: bool = False
