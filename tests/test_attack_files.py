@@ -7,6 +7,7 @@ another local user must be unable to read any of it, while the gate runs and aft
 """
 
 import os
+import ssl
 import stat
 import time
 from collections.abc import Iterator
@@ -58,7 +59,7 @@ class Run:
 def _make_traffic(gate: GateProcess, plain: Upstream, tls: Upstream) -> None:
     agent = gate.register(f"files-{time.monotonic_ns()}")
     proxy = f"http://{agent['agentId']}:{agent['apiKey']}@127.0.0.1:{gate.proxy_port}"
-    ca = str(gate.certs_dir / "mitmproxy-ca-cert.pem")
+    ca = ssl.create_default_context(cafile=gate.certs_dir / "mitmproxy-ca-cert.pem")
     with httpx.Client(proxy=proxy, verify=ca, timeout=30) as client:
         assert client.post(f"{plain.url}/v1/notes", json={"n": 1}).status_code == 200
         assert client.post(f"{tls.url_localhost}/v1/notes", json={"n": 2}).status_code == 200

@@ -8,6 +8,7 @@ resolver; whenever one would be connected to, a test addon stops the connection 
 import asyncio
 import ipaddress
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -538,10 +539,10 @@ async def test_proxy_pinned_tls_keeps_the_name_for_sni_and_certificate(
         await engine.start()
         try:
             port = engine.bound_ports["forward"]
+            verify = ssl.create_default_context(cafile=gate_ca.cert_path)
             async with httpx.AsyncClient(
-                proxy=f"http://127.0.0.1:{port}", verify=str(gate_ca.cert_path), timeout=20,
-                trust_env=False,
-            ) as client:  # fmt: skip
+                proxy=f"http://127.0.0.1:{port}", verify=verify, timeout=20, trust_env=False
+            ) as client:
                 response = await client.get(up.url_localhost + "/tls")
         finally:
             await engine.stop()

@@ -3,6 +3,7 @@ on 127.0.0.1 (plain and TLS with their own test CA), real TLS interception with 
 
 import json
 import sqlite3
+import ssl
 import subprocess
 import threading
 import time
@@ -78,7 +79,8 @@ class Env:
 
     def client(self, agent: dict[str, Any], **kwargs: Any) -> httpx.Client:
         kwargs.setdefault("timeout", 30)
-        return httpx.Client(proxy=self.proxy_url(agent), verify=self.ca, **kwargs)
+        verify = ssl.create_default_context(cafile=self.ca)
+        return httpx.Client(proxy=self.proxy_url(agent), verify=verify, **kwargs)
 
 
 @pytest.fixture(scope="module")
