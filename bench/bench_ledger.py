@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import background_load, fmt, header, md_table, median, percentile, spread
 
 from gate_proxy.clock import utc_iso
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.keys import Signer, load_or_create_signer
 from gate_proxy.ledger import verify_database
 from gate_proxy.store.base import EventDraft
@@ -124,43 +125,32 @@ def outcome_event(intent_id: str) -> list[EventDraft]:
     ]
 
 
-def intent_row(intent_id: str) -> dict[str, Any]:
+def intent_row(intent_id: str) -> Intent:
     now = utc_iso()
     sha = hashlib.sha256(intent_id.encode()).hexdigest()
-    return {
-        "id": intent_id,
-        "agent_id": "agt_5f2a9c01d3e4b6a7",
-        "agent_name": "support-bot",
-        "on_behalf_of": None,
-        "source": "proxy",
-        "destination": "zendesk.reply",
-        "policy": "support-reply",
-        "status": "scheduled",
-        "reason_code": "auto_approved",
-        "block_reason": None,
-        "risk_score": 0.12,
-        "risk_level": "low",
-        "record_count": None,
-        "estimated_value_usd": None,
-        "sensitivity_tags": [],
-        "idempotency_key": None,
-        "environment": None,
-        "payload_type": "json",
-        "payload_size": 61,
-        "payload_sha256": sha,
-        "payload_preview": '{"ticket": 4711, "to": "customer@example.com", "message": "hi"}',
-        "method": "POST",
-        "url": "http://127.0.0.1:8080/v1/replies",
-        "fingerprint": sha,
-        "shadow": 0,
-        "require_approvals": 1,
-        "metadata": {},
-        "created_at": now,
-        "expires_at": None,
-        "decided_at": now,
-        "decided_by": "system",
-        "executed_at": now,
-    }
+    return Intent(
+        id=intent_id,
+        agent_id="agt_5f2a9c01d3e4b6a7",
+        agent_name="support-bot",
+        source="proxy",
+        destination="zendesk.reply",
+        policy="support-reply",
+        status=Status.SCHEDULED,
+        reason_code="auto_approved",
+        risk_score=0.12,
+        risk_level="low",
+        payload_type="json",
+        payload_size=61,
+        payload_sha256=sha,
+        payload_preview='{"ticket": 4711, "to": "customer@example.com", "message": "hi"}',
+        method="POST",
+        url="http://127.0.0.1:8080/v1/replies",
+        fingerprint=sha,
+        created_at=now,
+        decided_at=now,
+        decided_by="system",
+        executed_at=now,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from gate_proxy.core.egress import Network
-from gate_proxy.core.intents import Event, Status
+from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.egress_resolver import EgressResolver
 from gate_proxy.settings import Settings
 from gate_proxy.ssrf import TargetRefused, as_egress, outbound_resolver, parse_target, post_checked
-from gate_proxy.store.base import Row
 
 log = logging.getLogger("gate.notify")
 
@@ -38,18 +37,18 @@ def intent_link(dashboard_url: str, intent_id: str) -> str:
     return f"{dashboard_url.rstrip('/')}/dashboard#intent={intent_id}"
 
 
-def pending_message(intent: Row, dashboard_url: str) -> dict[str, Any]:
+def pending_message(intent: Intent, dashboard_url: str) -> dict[str, Any]:
     """The message body. No payload and no URL: they may carry data Slack should not hold."""
-    agent = slack_escape(intent.get("agent_name") or intent.get("agent_id"))
-    if intent.get("on_behalf_of"):
-        agent += f" (on behalf of {slack_escape(intent['on_behalf_of'])})"
-    risk = f"{float(intent.get('risk_score') or 0):.2f} ({slack_escape(intent.get('risk_level'))})"
-    link = intent_link(dashboard_url, str(intent["id"]))
+    agent = slack_escape(intent.agent_name or intent.agent_id)
+    if intent.on_behalf_of:
+        agent += f" (on behalf of {slack_escape(intent.on_behalf_of)})"
+    risk = f"{float(intent.risk_score or 0):.2f} ({slack_escape(intent.risk_level)})"
+    link = intent_link(dashboard_url, intent.id)
     lines = [
-        f"Approval needed: *{agent}* wants to write to *{slack_escape(intent['destination'])}*",
-        f"Policy: {slack_escape(intent['policy'])} · Risk: {risk} · "
-        f"Reason: {slack_escape(intent.get('reason_code') or 'review required')}",
-        f"<{link}|Review {slack_escape(intent['id'])} in the dashboard>",
+        f"Approval needed: *{agent}* wants to write to *{slack_escape(intent.destination)}*",
+        f"Policy: {slack_escape(intent.policy)} · Risk: {risk} · "
+        f"Reason: {slack_escape(intent.reason_code or 'review required')}",
+        f"<{link}|Review {slack_escape(intent.id)} in the dashboard>",
     ]
     return {"text": "\n".join(lines)}
 
@@ -103,11 +102,11 @@ class SlackNotifier:
                 "(allow it deliberately with egress_allow in gate.yaml)"
             )
 
-    async def on_event(self, event: str, intent: Row, actor: str) -> None:
+    async def on_event(self, event: str, intent: Intent, actor: str) -> None:
         """Event-bus listener: one message per intent that starts waiting for a human."""
-        if event != Event.PROPOSED or intent.get("status") != Status.PENDING:
+        if event != Event.PROPOSED or intent.status != Status.PENDING:
             return
-        await self.deliver(pending_message(intent, self.dashboard_url), intent_id=intent["id"])
+        await self.deliver(pending_message(intent, self.dashboard_url), intent_id=intent.id)
 
     async def deliver(self, message: dict[str, Any], *, intent_id: str = "") -> bool:
         body = json.dumps(message, ensure_ascii=False).encode("utf-8")

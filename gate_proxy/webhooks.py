@@ -20,6 +20,7 @@ from typing import Any
 
 from gate_proxy.clock import utc_iso
 from gate_proxy.core.egress import Network
+from gate_proxy.core.intents import Intent
 from gate_proxy.egress_resolver import EgressResolver
 from gate_proxy.errors import GateError, InvalidInput, invalid, not_found
 from gate_proxy.keys import random_id
@@ -88,7 +89,7 @@ class Webhooks:
         if not isinstance(intent_id, str) or not isinstance(url, str):
             raise invalid("intentId and url are required")
         intent = await self.store.get_intent(intent_id)
-        if intent is None or not caller.can_see(intent["agent_id"]):
+        if intent is None or not caller.can_see(intent.agent_id):
             # One answer for "no such intent" and "not yours", so ids cannot be probed.
             raise not_found("intent")
         try:
@@ -120,22 +121,22 @@ class Webhooks:
             answer["secret"] = secret  # shown once, like an API key
         return answer
 
-    async def on_event(self, event: str, intent: Row, actor: str) -> None:
+    async def on_event(self, event: str, intent: Intent, actor: str) -> None:
         if event not in FIRED_ON:
             return
-        for hook in await self.store.webhooks_for(intent["id"]):
+        for hook in await self.store.webhooks_for(intent.id):
             task = asyncio.create_task(self._deliver(hook, event, intent, actor))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, hook: Row, event: str, intent: Row, actor: str) -> None:
+    async def _deliver(self, hook: Row, event: str, intent: Intent, actor: str) -> None:
         payload = {
-            "intentId": intent["id"],
+            "intentId": intent.id,
             "event": event,
-            "status": intent["status"],
+            "status": intent.status,
             "actor": actor,
-            "destination": intent["destination"],
-            "policy": intent["policy"],
+            "destination": intent.destination,
+            "policy": intent.policy,
             "firedAt": utc_iso(),
         }
         body = json.dumps(payload, separators=(",", ":")).encode()

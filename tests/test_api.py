@@ -13,6 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from gate_process import GateProcess, running_gate
+from prometheus_client.parser import text_string_to_metric_families
 
 from gate_proxy.core.canonical import canonical_bytes
 
@@ -568,8 +569,18 @@ def check_metrics(gate: GateProcess) -> None:
         own = client.get("/v1/metrics").json()
     assert own["actions_attempted"] < summary["actions_attempted"]
     text = httpx.get(f"{gate.url}/metrics").text
-    assert 'gate_decisions_total{outcome="pending_approval",destination="stripe.refund"' in text
-    assert "gate_decision_latency_seconds_bucket" in text
+    samples = [
+        (sample.name, sample.labels)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+    assert any(
+        name == "gate_decisions_total"
+        and labels.get("outcome") == "pending_approval"
+        and labels.get("destination") == "stripe.refund"
+        for name, labels in samples
+    )
+    assert any(name == "gate_decision_latency_seconds_bucket" for name, _ in samples)
 
 
 def test_legacy_aliases(gate: GateProcess, agent: dict, reviewer: dict) -> None:

@@ -8,6 +8,7 @@ test_dashboard_browser.py, which imports this module.
 """
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -26,6 +27,7 @@ import pytest
 from gate_process import GateProcess, running_gate
 from upstreams import RecordedRequest, Reply, Upstream, status
 
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.core.pii import mask_pii
 from gate_proxy.dashboard.sessions import SessionStore
 from gate_proxy.notify import SlackNotifier, pending_message
@@ -718,18 +720,20 @@ def _notifier(port: int, allowed: bool = True, delays: tuple[float, ...] = (0.05
     )
 
 
-INTENT = {
-    "id": "int_0123",
-    "agent_name": "bot <script>",
-    "agent_id": "agt_1",
-    "on_behalf_of": "alice",
-    "destination": "stripe.refund",
-    "policy": "finance-high-risk",
-    "risk_score": 0.4,
-    "risk_level": "medium",
-    "reason_code": "manual_review_required",
-    "status": "pending_approval",
-}
+INTENT = Intent(
+    id="int_0123",
+    agent_name="bot <script>",
+    agent_id="agt_1",
+    on_behalf_of="alice",
+    source="api",
+    destination="stripe.refund",
+    policy="finance-high-risk",
+    risk_score=0.4,
+    risk_level="medium",
+    reason_code="manual_review_required",
+    status=Status.PENDING,
+    created_at="2026-01-01T00:00:00.000Z",
+)
 
 
 def test_slack_message_text_is_escaped_and_links_the_item() -> None:
@@ -754,7 +758,8 @@ async def test_slack_target_checks_and_no_retry_on_client_errors() -> None:
     with Upstream() as fine:
         notifier = _notifier(fine.port)
         await notifier.on_event("approved", INTENT, "x")  # only new pending intents
-        await notifier.on_event("proposed", {**INTENT, "status": "approved"}, "x")
+        approved = dataclasses.replace(INTENT, status=Status.APPROVED)
+        await notifier.on_event("proposed", approved, "x")
         await asyncio.sleep(0.1)
         assert fine.requests == []
         await notifier.on_event("proposed", INTENT, "x")

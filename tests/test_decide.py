@@ -10,6 +10,7 @@ from gate_proxy.core.decide import (
     Verdict,
     decide,
 )
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.core.policy import IntentFacts, Policy
 from gate_proxy.loaders.policy_file import parse_policy
 
@@ -32,6 +33,22 @@ POLICIES: dict[str, Policy] = {
 def request(policy: str = "auto", payload: str = "{}", **fields: object) -> DescribedRequest:
     facts = IntentFacts(destination="crm.contacts", payload=payload)
     return DescribedRequest(destination="crm.contacts", policy=policy, facts=facts, **fields)  # type: ignore[arg-type]
+
+
+def earlier(intent_id: str) -> Intent:
+    """The intent a duplicate window found (the store reads it inside the write)."""
+    return Intent(
+        id=intent_id,
+        agent_id="agt_1",
+        agent_name="a",
+        source="api",
+        destination="crm.contacts",
+        policy="dedupe",
+        status=Status.APPROVED,
+        risk_score=0.1,
+        risk_level="low",
+        created_at="2026-01-01T00:00:00.000Z",
+    )
 
 
 CASES: list[tuple[str, DescribedRequest, AgentScope, Counts, str, str, str, Action]] = [
@@ -70,7 +87,7 @@ CASES: list[tuple[str, DescribedRequest, AgentScope, Counts, str, str, str, Acti
      "blocked", "rate_limited", "rate_limits", Action.REFUSE),
     ("rate counts missing: fail closed", request("rate"), AgentScope(), Counts(), "blocked",
      "rate_limited", "rate_limits", Action.REFUSE),
-    ("duplicate in window", request("dedupe"), AgentScope(), Counts(duplicate_of={"id": "int_1"}),
+    ("duplicate in window", request("dedupe"), AgentScope(), Counts(duplicate_of=earlier("int_1")),
      "duplicate_blocked", "duplicate_within_window", "dedupe_window_seconds", Action.REFUSE),
     ("no duplicate", request("dedupe"), AgentScope(), Counts(), "approved", "approved_by_policy",
      "require_approval", Action.FORWARD),
@@ -118,6 +135,6 @@ def test_the_verdict_names_where_credentials_go() -> None:
 
 def test_duplicates_name_the_original() -> None:
     verdict = decide(
-        request("dedupe"), POLICIES["dedupe"], AgentScope(), Counts(duplicate_of={"id": "int_9"})
+        request("dedupe"), POLICIES["dedupe"], AgentScope(), Counts(duplicate_of=earlier("int_9"))
     )
     assert verdict.duplicate_of == "int_9"

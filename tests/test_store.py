@@ -1,6 +1,9 @@
 """The SQLite store directly: read-your-writes under concurrency, and the ledger chain."""
 
 import asyncio
+import dataclasses
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -8,26 +11,27 @@ from pathlib import Path
 import pytest
 
 from gate_proxy.clock import utc_iso, utc_now
-from gate_proxy.core.intents import IllegalTransition, Status
+from gate_proxy.core.decide import Counts
+from gate_proxy.core.intents import INTENT_COLUMNS, IllegalTransition, Intent, Status
 from gate_proxy.keys import load_or_create_signer
 from gate_proxy.ledger import verify_database
-from gate_proxy.store.base import EventDraft, Row
+from gate_proxy.store.base import CountQuery, EventDraft, Row
 from gate_proxy.store.sqlite import SqliteStore
 
 
-def _intent(intent_id: str) -> dict[str, object]:
-    return {
-        "id": intent_id,
-        "agent_id": "agt_1",
-        "agent_name": "a",
-        "source": "api",
-        "destination": "d",
-        "policy": "p",
-        "status": "pending_approval",
-        "risk_score": 0.2,
-        "risk_level": "low",
-        "created_at": utc_iso(),
-    }
+def _intent(intent_id: str, status: Status = Status.PENDING) -> Intent:
+    return Intent(
+        id=intent_id,
+        agent_id="agt_1",
+        agent_name="a",
+        source="api",
+        destination="d",
+        policy="p",
+        status=status,
+        risk_score=0.2,
+        risk_level="low",
+        created_at=utc_iso(),
+    )
 
 
 async def test_every_coroutine_reads_its_own_write(tmp_path: Path) -> None:
@@ -88,7 +92,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await opened.close()
 
 
-async def _snapshot(store: SqliteStore, intent_id: str) -> tuple[Row | None, list[Row]]:
+async def _snapshot(store: SqliteStore, intent_id: str) -> tuple[Intent | None, list[Row]]:
     return await store.get_intent(intent_id), await store.ledger_events()
 
 
@@ -125,7 +129,7 @@ async def test_an_illegal_transition_raises_and_writes_nothing(
         [EventDraft("approved", "int_x", "someone", "agt_1")],
     )
     intent, events = await _snapshot(store, "int_x")
-    assert intent is not None and intent["status"] == "approved"
+    assert intent is not None and intent.status == "approved"
     assert [event["type"] for event in events] == ["proposed", "approved"]
 
 
@@ -133,7 +137,7 @@ async def test_completing_an_execution_into_an_illegal_status_writes_nothing(
     store: SqliteStore,
 ) -> None:
     now = utc_now()
-    intent = {**_intent("int_e"), "status": "approved"}
+    intent = _intent("int_e", Status.APPROVED)
     await store.insert_intent(intent, [EventDraft("approved", "int_e", "a", "agt_1")])
     execution = {
         "id": "exe_1",
@@ -158,4 +162,170 @@ async def test_completing_an_execution_into_an_illegal_status_writes_nothing(
     await store.complete_execution(
         "exe_1", "succeeded", {}, utc_iso(), Status.SUCCEEDED, [EventDraft("y", "int_e", "a")]
     )
-    assert (await store.get_intent("int_e") or {})["status"] == "succeeded"
+    completed = await store.get_intent("int_e")
+    assert completed is not None and completed.status == "succeeded"
+
+
+# -- intents cross the store as typed values ------------------------------------------------
+
+
+def _every_field_set(intent_id: str = "int_full") -> Intent:
+    """An intent with no field at its default, so a lost or mangled column shows."""
+    return Intent(
+        id=intent_id,
+        agent_id="agt_1",
+        agent_name="bot",
+        on_behalf_of="alice",
+        source="proxy",
+        destination="crm.contacts",
+        policy="p",
+        status=Status.APPROVED,
+        reason_code="approved_by_policy",
+        block_reason="none",
+        risk_score=0.25,
+        risk_level="medium",
+        record_count=3,
+        estimated_value_usd=12.5,
+        sensitivity_tags=("pii", "finance"),
+        idempotency_key="k-1",
+        duplicate_of="int_0",
+        environment="production",
+        payload_type="json",
+        payload_size=42,
+        payload_sha256="ab" * 32,
+        payload_preview='{"name": "[redacted]"}',
+        method="POST",
+        url="https://crm.example/v1/contacts",
+        fingerprint="cd" * 32,
+        shadow=True,
+        require_approvals=2,
+        metadata={"ticket": "T-1", "nested": {"list": [1, 2]}, "unicode": "é"},
+        created_at=utc_iso(utc_now() - timedelta(minutes=1)),
+        expires_at=utc_iso(utc_now() - timedelta(seconds=1)),
+        decided_at=utc_iso(),
+        decided_by="system",
+        decision_note="fine",
+        executed_at=utc_iso(),
+        completed_at=utc_iso(),
+    )
+
+
+def _raw_row(data_dir: Path, intent_id: str) -> dict[str, object]:
+    with sqlite3.connect(f"file:{data_dir / 'gate.db'}?mode=ro", uri=True) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM intents WHERE id = ?", (intent_id,)).fetchone()
+    return dict(row)
+
+
+async def test_the_intent_dataclass_has_exactly_the_tables_columns(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    with sqlite3.connect(f"file:{tmp_path / 'gate.db'}?mode=ro", uri=True) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(intents)")}
+    assert columns == set(INTENT_COLUMNS)
+    assert len(INTENT_COLUMNS) == len(columns)
+
+
+async def test_an_intent_round_trips_through_every_read(store: SqliteStore, tmp_path: Path) -> None:
+    original = _every_field_set()
+    await store.insert_intent(original, [EventDraft("proposed", original.id, "bot", "agt_1")])
+    assert await store.get_intent(original.id) == original
+    assert await store.list_intents(agent_id="agt_1") == [original]
+    assert await store.list_intents(status=Status.APPROVED) == [original]
+    assert await store.find_by_idempotency_key("agt_1", "k-1") == original
+    assert await store.due_pending(utc_iso()) == [original]  # approved, past its deadline
+    read = await store.get_intent(original.id)
+    assert read is not None
+    assert read.status is Status.APPROVED and read.shadow is True
+    assert read.sensitivity_tags == ("pii", "finance")
+    assert read.metadata["nested"] == {"list": [1, 2]}
+    # What SQLite holds: JSON text, an integer flag, the status's text.
+    raw = _raw_row(tmp_path, original.id)
+    assert raw["sensitivity_tags"] == '["pii", "finance"]'
+    assert json.loads(str(raw["metadata"])) == {
+        "ticket": "T-1",
+        "nested": {"list": [1, 2]},
+        "unicode": "é",
+    }
+    assert (raw["shadow"], raw["status"], raw["require_approvals"]) == (1, "approved", 2)
+
+
+async def test_a_minimal_intent_reads_back_with_the_defaults(store: SqliteStore) -> None:
+    minimal = _intent("int_min")
+    await store.insert_intent(minimal, [])
+    read = await store.get_intent("int_min")
+    assert read == minimal
+    assert read is not None
+    assert (read.sensitivity_tags, dict(read.metadata), read.shadow) == ((), {}, False)
+    assert (read.payload_size, read.require_approvals) == (0, 1)
+
+
+async def test_a_recorded_transition_reads_back_as_with_status_says(
+    store: SqliteStore,
+) -> None:
+    pending = _intent("int_t")
+    await store.insert_intent(pending, [])
+    changes = {"decided_at": utc_iso(), "decided_by": "rev_1", "decision_note": "ok"}
+    await store.transition_intent(
+        pending.id,
+        (Status.PENDING,),
+        Status.APPROVED,
+        changes,
+        [EventDraft("approved", "int_t", "r")],
+    )
+    assert await store.get_intent(pending.id) == pending.with_status(Status.APPROVED, **changes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"id": "int_other"},
+        {"status": "approved"},
+        {"no_such_column": 1},
+        {"decided_by = 'x', id": 1},
+    ],
+)
+async def test_a_transition_sets_only_known_columns(
+    store: SqliteStore, changes: dict[str, object]
+) -> None:
+    await store.insert_intent(_intent("int_c"), [])
+    before = await _snapshot(store, "int_c")
+    with pytest.raises(ValueError):
+        await store.transition_intent(
+            "int_c", (Status.PENDING,), Status.APPROVED, changes, [EventDraft("x", "int_c", "a")]
+        )
+    await store.checkpoint()
+    assert await _snapshot(store, "int_c") == before
+
+
+async def test_the_duplicate_window_hands_the_decider_the_earlier_intent(
+    store: SqliteStore,
+) -> None:
+    original = dataclasses.replace(
+        _every_field_set("int_orig"), idempotency_key=None, duplicate_of=None
+    )
+    await store.insert_intent(original, [])
+    query = CountQuery(
+        agent_id="agt_1",
+        policy="p",
+        destination=original.destination,
+        fingerprint=original.fingerprint or "",
+        since_hour=utc_iso(utc_now() - timedelta(hours=1)),
+        since_day=utc_iso(utc_now() - timedelta(days=1)),
+        dedupe_since=utc_iso(utc_now() - timedelta(hours=1)),
+    )
+    seen: list[Counts] = []
+
+    def build(counts: Counts) -> tuple[Intent, list[EventDraft]]:
+        seen.append(counts)
+        assert counts.duplicate_of is not None
+        duplicate = dataclasses.replace(
+            _intent("int_dup", Status.DUPLICATE), duplicate_of=counts.duplicate_of.id
+        )
+        return duplicate, [EventDraft("duplicate_blocked", "int_dup", "system", "agt_1")]
+
+    recorded, events = await store.insert_decided_intent(query, build)
+    assert seen[0].duplicate_of == original  # the whole earlier intent, typed
+    assert recorded.duplicate_of == "int_orig" and recorded.status is Status.DUPLICATE
+    assert await store.get_intent("int_dup") == recorded
+    assert [event.type for event in events] == ["duplicate_blocked"]

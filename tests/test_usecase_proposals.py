@@ -1,14 +1,17 @@
 """The proposals use case against a real temporary SQLite store: limits hold when many
 proposals arrive in the same instant (they share one group-commit transaction), and the
-windows follow the injected clock."""
+windows follow the injected clock; and the intent it records travels as a typed value
+through review, the listeners and expiry."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from gate_proxy.clock import ManualClock, use_clock
+from gate_proxy.clock import ManualClock, use_clock, utc_iso, utc_now
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.keys import load_or_create_signer
 from gate_proxy.loaders.policy_file import parse_policy
 from gate_proxy.principal import Principal, Role
@@ -28,8 +31,13 @@ POLICIES = {
     "dedupe": parse_policy(
         "id: dedupe\nrequire_approval: never\ndedupe_window_seconds: 60\n", "dedupe.yaml"
     ),
+    "two": parse_policy(
+        "id: two\nrequire_approval: always\nrequire_approvals: 2\nexpiry_minutes: 30\n",
+        "two.yaml",
+    ),
 }
 AGENT = Principal(id="agt_burst", name="burst", role=Role.AGENT)
+REVIEWERS = [Principal(id=f"rev_{n}", name=f"rev{n}", role=Role.REVIEWER) for n in (1, 2)]
 
 
 @pytest.fixture
@@ -77,7 +85,8 @@ async def test_the_ledger_records_every_decision_of_the_burst(service: UseCases)
     proposals = [ProposeInput("api.rate", "rate", payload=f'{{"i": {i}}}') for i in range(8)]
     outcomes = await asyncio.gather(*(service.proposals.propose(AGENT, p) for p in proposals))
     for outcome in outcomes:
-        events = await service.store.ledger_events(intent_id=outcome.intent["id"])
+        assert outcome.intent is not None
+        events = await service.store.ledger_events(intent_id=outcome.intent.id)
         assert [e["type"] for e in events][:2] == ["proposed", "policy_checked"]
 
 
@@ -97,3 +106,43 @@ async def test_a_passthrough_is_decided_without_a_record(service: UseCases) -> N
     assert outcome.intent is None
     assert outcome.verdict.status == "passthrough"
     assert await service.store.list_intents() == []
+
+
+async def test_an_intent_travels_typed_through_review_and_the_listeners(
+    service: UseCases,
+) -> None:
+    heard: list[tuple[str, Intent]] = []
+
+    async def listener(event: str, intent: Intent, actor: str) -> None:
+        heard.append((event, intent))
+
+    service.events.subscribe(listener)
+    proposed = await service.proposals.propose(AGENT, ProposeInput("bank.wire", "two"))
+    assert proposed.intent is not None and proposed.intent.status is Status.PENDING
+    intent_id = proposed.intent.id
+    first = await service.review.approve(REVIEWERS[0], intent_id, note="one")
+    assert first.approvals == 1 and first.intent.status is Status.PENDING  # 1 of 2
+    second = await service.review.approve(REVIEWERS[1], intent_id, note="two")
+    assert second.approvals is None
+    assert second.intent == await service.store.get_intent(intent_id)  # what was recorded
+    assert (second.intent.status, second.intent.decided_by) == (Status.APPROVED, "rev_2")
+    for _ in range(100):  # listeners run as background tasks
+        if len(heard) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [(event, intent.status) for event, intent in heard] == [
+        ("proposed", Status.PENDING),
+        ("approved", Status.APPROVED),
+    ]
+    assert heard[1][1] == second.intent
+
+
+async def test_an_approval_past_its_deadline_reads_back_expired(service: UseCases) -> None:
+    with use_clock(ManualClock()) as clock:
+        proposed = await service.proposals.propose(AGENT, ProposeInput("bank.wire", "two"))
+        assert proposed.intent is not None and proposed.intent.expires_at is not None
+        assert proposed.intent.expires_at == utc_iso(utc_now() + timedelta(minutes=30))
+        clock.advance(31 * 60)
+        read = await service.review.get_intent(REVIEWERS[0], proposed.intent.id)
+    assert read.status is Status.EXPIRED and read.decided_by == "system"
+    assert read == await service.store.get_intent(proposed.intent.id)

@@ -34,7 +34,7 @@ def log_verdict(principal: Principal, proposal: Proposal, outcome: Outcome, star
         destination=proposal.destination,
         policy=proposal.policy,
         reason=outcome.verdict.reason_code,
-        intent_id=intent["id"] if intent is not None else None,
+        intent_id=intent.id if intent is not None else None,
         latency_ms=(time.perf_counter() - started) * 1000,
         source="api",
         risk=outcome.verdict.risk_level,
@@ -110,7 +110,7 @@ async def get_intent(request: web.Request) -> web.Response:
     usecases = request.app[USECASES]
     intent = await usecases.review.get_intent(principal, request.match_info["intent_id"])
     view = intent_view(intent)
-    executions = await usecases.store.list_executions(intent["id"])
+    executions = await usecases.store.list_executions(intent.id)
     view["executions"] = [execution_view(execution) for execution in executions]
     return json_response(view)
 
@@ -119,12 +119,12 @@ async def intent_decision(request: web.Request) -> web.Response:
     principal = await caller(request)
     usecases = request.app[USECASES]
     intent = await usecases.review.get_intent(principal, request.match_info["intent_id"])
-    events = await usecases.store.ledger_events(intent_id=intent["id"])
+    events = await usecases.store.ledger_events(intent_id=intent.id)
     checked = next((e for e in events if e["type"] == "policy_checked"), None)
     data = checked["data"] if checked else {}
     return json_response(
         {
-            "intent_id": intent["id"],
+            "intent_id": intent.id,
             "decision": data.get("result"),
             "reason_code": data.get("reason_code"),
             "rule": data.get("rule"),
@@ -164,14 +164,14 @@ async def _review(request: web.Request, intent_id: str, action: str) -> web.Resp
     review = request.app[USECASES].review
     if action == "approve":
         note = body.get("note")
-        intent = await review.approve(principal, intent_id, note=note, expected_hash=expected)
+        approval = await review.approve(principal, intent_id, note=note, expected_hash=expected)
         view = {
             "intentId": intent_id,
-            "status": intent["status"],
-            "approvedAt": intent.get("decided_at"),
+            "status": approval.intent.status,
+            "approvedAt": approval.intent.decided_at,
         }
-        if "approvals" in intent:
-            view.update(approvals=intent["approvals"], required=intent["require_approvals"])
+        if approval.approvals is not None:
+            view.update(approvals=approval.approvals, required=approval.intent.require_approvals)
         return json_response(view)
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
@@ -180,8 +180,8 @@ async def _review(request: web.Request, intent_id: str, action: str) -> web.Resp
     return json_response(
         {
             "intentId": intent_id,
-            "status": intent["status"],
-            "rejectedAt": intent["decided_at"],
+            "status": intent.status,
+            "rejectedAt": intent.decided_at,
             "reason": reason,
         }
     )
@@ -278,20 +278,20 @@ async def _review_with_body(
     review = request.app[USECASES].review
     expected = body.get("reviewHash")
     if action == "approve":
-        intent = await review.approve(
+        approval = await review.approve(
             principal, intent_id, note=body.get("note"), expected_hash=expected
         )
         return json_response(
             {
                 "intentId": intent_id,
-                "status": intent["status"],
-                "approvedAt": intent.get("decided_at"),
+                "status": approval.intent.status,
+                "approvedAt": approval.intent.decided_at,
             }
         )
     intent = await review.reject(
         principal, intent_id, reason=body.get("reason"), expected_hash=expected
     )
-    return json_response({"intentId": intent_id, "status": intent["status"]})
+    return json_response({"intentId": intent_id, "status": intent.status})
 
 
 def server_options(request_header_timeout_s: float) -> dict[str, Any]:

@@ -2,48 +2,51 @@
 
 from typing import Any
 
+from gate_proxy.core.intents import Intent
 from gate_proxy.store.base import Row
 from gate_proxy.usecases import Outcome, review_hash
 
 
-def intent_view(intent: Row) -> dict[str, Any]:
+def intent_view(intent: Intent, *, approvals: int | None = None) -> dict[str, Any]:
+    """An intent as the API shows it. ``approvals``: the votes so far of an N-of-M intent
+    still short of its quorum (only an approve answer knows them)."""
     return {
-        "intentId": intent["id"],
-        "status": intent["status"],
-        "agentId": intent["agent_id"],
-        "agent": intent["agent_name"],
-        "on_behalf_of": intent.get("on_behalf_of"),
-        "source": intent["source"],
-        "destination": intent["destination"],
-        "policy": intent["policy"],
-        "reason_code": intent.get("reason_code"),
-        "blockReason": intent.get("block_reason"),
-        "risk_score": intent["risk_score"],
-        "risk_level": intent["risk_level"],
-        "recordCount": intent.get("record_count"),
-        "estimated_value_usd": intent.get("estimated_value_usd"),
-        "sensitivity_tags": intent.get("sensitivity_tags") or [],
-        "idempotency_key": intent.get("idempotency_key"),
-        "duplicateOf": intent.get("duplicate_of"),
-        "environment": intent.get("environment"),
+        "intentId": intent.id,
+        "status": intent.status,
+        "agentId": intent.agent_id,
+        "agent": intent.agent_name,
+        "on_behalf_of": intent.on_behalf_of,
+        "source": intent.source,
+        "destination": intent.destination,
+        "policy": intent.policy,
+        "reason_code": intent.reason_code,
+        "blockReason": intent.block_reason,
+        "risk_score": intent.risk_score,
+        "risk_level": intent.risk_level,
+        "recordCount": intent.record_count,
+        "estimated_value_usd": intent.estimated_value_usd,
+        "sensitivity_tags": list(intent.sensitivity_tags),
+        "idempotency_key": intent.idempotency_key,
+        "duplicateOf": intent.duplicate_of,
+        "environment": intent.environment,
         "payload": {
-            "type": intent.get("payload_type"),
-            "size": intent.get("payload_size"),
-            "sha256": intent.get("payload_sha256"),
-            "preview": intent.get("payload_preview"),
+            "type": intent.payload_type,
+            "size": intent.payload_size,
+            "sha256": intent.payload_sha256,
+            "preview": intent.payload_preview,
         },
-        "method": intent.get("method"),
-        "url": intent.get("url"),
+        "method": intent.method,
+        "url": intent.url,
         "reviewHash": review_hash(intent),
-        "requireApprovals": intent.get("require_approvals", 1),
-        "shadow": bool(intent.get("shadow")),
-        "metadata": intent.get("metadata") or {},
-        "createdAt": intent["created_at"],
-        "expiresAt": intent.get("expires_at"),
-        "decidedAt": intent.get("decided_at"),
-        "decidedBy": intent.get("decided_by"),
-        "note": intent.get("decision_note"),
-        **({"approvals": intent["approvals"]} if "approvals" in intent else {}),
+        "requireApprovals": intent.require_approvals,
+        "shadow": intent.shadow,
+        "metadata": dict(intent.metadata),
+        "createdAt": intent.created_at,
+        "expiresAt": intent.expires_at,
+        "decidedAt": intent.decided_at,
+        "decidedBy": intent.decided_by,
+        "note": intent.decision_note,
+        **({"approvals": approvals} if approvals is not None else {}),
     }
 
 
@@ -51,17 +54,17 @@ def decision_view(outcome: Outcome) -> dict[str, Any]:
     intent = outcome.intent
     assert intent is not None  # the API never proposes a passthrough
     return {
-        "intentId": intent["id"],
-        "status": intent["status"],
-        "risk_score": intent["risk_score"],
-        "risk_level": intent["risk_level"],
-        "reason_code": intent["reason_code"],
-        "blockReason": intent["block_reason"],
-        "expiresAt": intent["expires_at"],
-        "destination": intent["destination"],
-        "policy": intent["policy"],
+        "intentId": intent.id,
+        "status": intent.status,
+        "risk_score": intent.risk_score,
+        "risk_level": intent.risk_level,
+        "reason_code": intent.reason_code,
+        "blockReason": intent.block_reason,
+        "expiresAt": intent.expires_at,
+        "destination": intent.destination,
+        "policy": intent.policy,
         "reviewHash": review_hash(intent),
-        **({"duplicateOf": intent["duplicate_of"]} if intent.get("duplicate_of") else {}),
+        **({"duplicateOf": intent.duplicate_of} if intent.duplicate_of else {}),
     }
 
 

@@ -28,13 +28,11 @@ function: a decision is a value, and an evaluation error is never a decision (it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from gate_proxy.core.analyzers.base import Finding
-from gate_proxy.core.intents import Status
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.core.policy import (
     Analysis,
     Counters,
@@ -82,7 +80,7 @@ class Counts:
     last_day: int | None = None
     # (agent last hour, agent last day, policy last hour, policy last day)
     spent: tuple[float, float, float, float] | None = None
-    duplicate_of: Mapping[str, Any] | None = None  # the earlier intent in the window
+    duplicate_of: Intent | None = None  # the earlier intent in the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +186,7 @@ def decide(
         require_approvals=decision.require_approvals,
         shadow=shadow,
         inject_credentials_for=inject,
-        duplicate_of=str(duplicate["id"]) if duplicate is not None else None,
+        duplicate_of=duplicate.id if duplicate is not None else None,
     )
 
 
@@ -231,7 +229,7 @@ def _counters(effective: Policy | None, counts: Counts) -> Counters | None:
         policy_spent_hour_usd=spent[2],
         policy_spent_day_usd=spent[3],
         duplicate_within_window=(duplicate is not None) if windowed else None,
-        duplicate_of=str(duplicate["id"]) if duplicate is not None else None,
+        duplicate_of=duplicate.id if duplicate is not None else None,
     )
 
 

@@ -8,9 +8,18 @@ approved -> succeeded | failed (the proxy executes directly)
 
 Every status change in the store goes through transition(): a change the table does not
 allow is a programming error raised before anything is written (the h11 pattern).
+
+``Intent`` is one row of the intents table as a typed, immutable value: the store returns
+it and takes it (the SQLite rows stay inside gate_proxy/store/sqlite/), and the edges map
+it to JSON (api/views.py).
 """
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
 
 
 class Status(StrEnum):
@@ -97,3 +106,69 @@ def can_transition(current: Status | str, target: Status | str) -> bool:
 
 def is_terminal(status: Status | str) -> bool:
     return Status(status) in TERMINAL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Intent:
+    """One recorded intent: every column of the ``intents`` table, typed.
+
+    Timestamps stay ISO 8601 UTC text (gate_proxy/clock.py): they sort and compare as
+    text, and the API shows them as stored. Frozen: a change is a new value
+    (``with_status``, ``dataclasses.replace``), and the store is what records it.
+    """
+
+    id: str
+    agent_id: str
+    agent_name: str
+    source: str  # "api" | "proxy"
+    destination: str
+    policy: str
+    status: Status
+    risk_score: float
+    risk_level: str
+    created_at: str
+    on_behalf_of: str | None = None
+    reason_code: str | None = None
+    block_reason: str | None = None
+    record_count: int | None = None
+    estimated_value_usd: float | None = None
+    sensitivity_tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    duplicate_of: str | None = None  # the original's id (duplicate_blocked only)
+    environment: str | None = None
+    payload_type: str | None = None
+    payload_size: int = 0
+    payload_sha256: str | None = None
+    payload_preview: str | None = None  # redacted at write time (core/redact.py)
+    method: str | None = None  # proxied requests only
+    url: str | None = None
+    fingerprint: str | None = None
+    shadow: bool = False
+    require_approvals: int = 1
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    expires_at: str | None = None  # pending: review deadline; approved: execution deadline
+    decided_at: str | None = None
+    decided_by: str | None = None
+    decision_note: str | None = None
+    executed_at: str | None = None
+    completed_at: str | None = None
+
+    def __post_init__(self) -> None:
+        # The canonical forms: a status that is one (ValueError otherwise), a bool, a
+        # tuple of tags, and a read-only copy of the metadata a caller may still hold.
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "shadow", bool(self.shadow))
+        object.__setattr__(self, "sensitivity_tags", tuple(self.sensitivity_tags))
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    def with_status(self, status: Status, **changes: Any) -> "Intent":
+        """This intent moved to ``status``, with ``changes`` (field -> value) applied.
+
+        IllegalTransition if TRANSITIONS lacks the move. A value only: recording it is the
+        store's ``transition_intent``, which checks the stored status again.
+        """
+        return dataclasses.replace(self, status=transition(self.status, status), **changes)
+
+
+# The intents table's columns, in the dataclass's order (a test holds them to the schema).
+INTENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Intent))

@@ -9,14 +9,22 @@ letting memory grow or slowing the decision path.
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
-from gate_proxy.store.base import Row
+from gate_proxy.core.intents import Intent
 
 log = logging.getLogger("gate.dashboard")
 
 QUEUE_LIMIT = 256
+
+
+class Render(Protocol):
+    """Dashboard.render: an intent as the dashboard shows it."""
+
+    def __call__(
+        self, intent: Intent, *, approvals: int | None = None
+    ) -> Awaitable[dict[str, Any]]: ...
 
 
 class Subscriber:
@@ -38,7 +46,7 @@ def sse_message(event: str, data: Any) -> bytes:
 
 
 class EventHub:
-    def __init__(self, render: Callable[[Row], Awaitable[dict[str, Any]]]) -> None:
+    def __init__(self, render: Render) -> None:
         self._render = render
         self._subscribers: set[Subscriber] = set()
         self.closed = False
@@ -54,12 +62,15 @@ class EventHub:
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    async def on_event(self, event: str, intent: Row, actor: str) -> None:
-        """Event-bus listener: called (as a background task) for every intent event."""
+    async def on_event(
+        self, event: str, intent: Intent, actor: str, *, approvals: int | None = None
+    ) -> None:
+        """Event-bus listener: called (as a background task) for every intent event.
+        ``approvals``: the votes so far, for an approval_vote short of the quorum."""
         if not self._subscribers:
             return
         try:
-            view = await self._render(intent)
+            view = await self._render(intent, approvals=approvals)
         except Exception:
             log.exception("dashboard could not render an intent event")
             return

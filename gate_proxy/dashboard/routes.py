@@ -11,7 +11,7 @@ from aiohttp import web
 from gate_proxy.api.errors import HttpError
 from gate_proxy.api.http import json_response, read_json
 from gate_proxy.clock import utc_iso
-from gate_proxy.core.intents import Status
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.dashboard.events import EventHub, sse_message
 from gate_proxy.dashboard.security import is_https, require_same_origin
 from gate_proxy.dashboard.sessions import Session, SessionStore
@@ -19,7 +19,6 @@ from gate_proxy.dashboard.views import audit_view, dashboard_view, voters_of
 from gate_proxy.errors import GateError, NotPermitted, Unauthenticated, invalid
 from gate_proxy.keys import hash_key
 from gate_proxy.principal import Principal
-from gate_proxy.store.base import Row
 from gate_proxy.usecases import UseCases
 
 if TYPE_CHECKING:
@@ -53,15 +52,17 @@ class Dashboard:
         runtime = self.gate.runtime  # created after the API starts
         return bool(runtime is not None and runtime.held.is_held(intent_id))
 
-    async def render(self, intent: Row) -> dict[str, Any]:
+    async def render(self, intent: Intent, *, approvals: int | None = None) -> dict[str, Any]:
         voters = await voters_of(self.usecases.store, intent)
-        return dashboard_view(intent, held=self.held(intent["id"]), voters=voters)
+        return dashboard_view(intent, held=self.held(intent.id), voters=voters, approvals=approvals)
 
-    async def on_event(self, event: str, intent: Row, actor: str) -> None:
+    async def on_event(
+        self, event: str, intent: Intent, actor: str, *, approvals: int | None = None
+    ) -> None:
         # Only intents that ever waited for a human belong on the dashboard (they alone get
         # an expiry); auto-approved or blocked traffic would only be noise in the stream.
-        if self.hub is not None and intent.get("expires_at"):
-            await self.hub.on_event(event, intent, actor)
+        if self.hub is not None and intent.expires_at:
+            await self.hub.on_event(event, intent, actor, approvals=approvals)
 
     async def reviewer(self, request: web.Request) -> tuple[Session, Principal]:
         """The signed-in reviewer; the key is re-checked each time (revocation bites at once)."""
@@ -225,18 +226,22 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
         # Bound to what the reviewer saw: the dashboard always sends the displayed hash.
         expected = _text(body, "reviewHash", required=True)
         review = dashboard.usecases.review
+        approvals = None
         if action == "approve":
             note = _text(body, "note", required=False)
-            intent = await review.approve(principal, intent_id, note=note, expected_hash=expected)
-            if intent["status"] == Status.PENDING:
+            approval = await review.approve(principal, intent_id, note=note, expected_hash=expected)
+            intent, approvals = approval.intent, approval.approvals
+            if intent.status == Status.PENDING:
                 # A vote short of N: no transition is published, so tell the others.
-                await dashboard.on_event("approval_vote", intent, principal.name)
+                await dashboard.on_event(
+                    "approval_vote", intent, principal.name, approvals=approvals
+                )
         else:
             reason = _text(body, "reason", required=True)
             intent = await review.reject(
                 principal, intent_id, reason=reason, expected_hash=expected
             )
-        return json_response({"intent": await dashboard.render(intent)})
+        return json_response({"intent": await dashboard.render(intent, approvals=approvals)})
 
     async def events(request: web.Request) -> web.StreamResponse:
         session, principal = await dashboard.reviewer(request)

@@ -7,7 +7,7 @@ numbers are masked too, in every free-text field a page renders.
 from typing import Any
 
 from gate_proxy.api.views import intent_view
-from gate_proxy.core.intents import Status
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.core.pii import mask_pii
 from gate_proxy.store.base import Row, Store
 
@@ -22,8 +22,16 @@ def _masked(value: Any) -> Any:
     return value
 
 
-def dashboard_view(intent: Row, *, held: bool, voters: list[str] | None = None) -> dict[str, Any]:
-    view = intent_view(intent)
+def dashboard_view(
+    intent: Intent,
+    *,
+    held: bool,
+    voters: list[str] | None = None,
+    approvals: int | None = None,
+) -> dict[str, Any]:
+    # approvals only keeps the key where an approve answer always had it; the count shown
+    # is the voters' (below).
+    view = intent_view(intent, approvals=approvals)
     # Agent-supplied metadata is neither redacted nor needed to decide: leave it out.
     view.pop("metadata", None)
     payload = dict(view["payload"])
@@ -37,11 +45,11 @@ def dashboard_view(intent: Row, *, held: bool, voters: list[str] | None = None) 
     return view
 
 
-async def voters_of(store: Store, intent: Row) -> list[str]:
+async def voters_of(store: Store, intent: Intent) -> list[str]:
     """Reviewers who already approved a pending N-of-M intent (empty otherwise)."""
-    if intent["status"] != Status.PENDING or int(intent.get("require_approvals") or 1) <= 1:
+    if intent.status != Status.PENDING or intent.require_approvals <= 1:
         return []
-    votes = await store.list_votes(intent["id"])
+    votes = await store.list_votes(intent.id)
     return sorted({v["reviewer_id"] for v in votes if v["vote"] == "approve"})
 
 

@@ -3,13 +3,18 @@
 The use cases speak only in these terms. Every write that changes state carries the
 ledger events that record it, and a backend must commit both atomically: an intent
 never changes status without its event, and an event never exists without its change.
+
+Intents cross this boundary as ``core.intents.Intent`` values; how a backend stores them
+is its own business. Agents, votes, executions, webhooks and ledger events are still
+plain rows (``Row``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gate_proxy.core.decide import Counts  # the counts a decision needs (core: pure)
+from gate_proxy.core.intents import Intent
 
 
 class StoreError(RuntimeError):
@@ -36,6 +41,8 @@ class EventDraft:
 
 
 Row = dict[str, Any]
+# The other columns a transition sets (column name -> value), e.g. decided_at.
+IntentChanges = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +60,9 @@ class CountQuery:
     dedupe_since: str | None = None  # same agent+destination+fingerprint since then
 
 
-# Builds the intent row and its events from counts read inside the write transaction.
+# Builds the intent and its events from counts read inside the write transaction.
 # Pure and quick: it runs while the store holds its write lock.
-BuildIntent = Callable[[Counts], tuple[Row, list[EventDraft]]]
+BuildIntent = Callable[[Counts], tuple[Intent, list[EventDraft]]]
 
 
 class Store(Protocol):
@@ -71,10 +78,10 @@ class Store(Protocol):
     async def set_agent_status(self, agent_id: str, status: str, event: EventDraft) -> bool: ...
 
     # Intents
-    async def insert_intent(self, intent: Row, events: list[EventDraft]) -> None: ...
+    async def insert_intent(self, intent: Intent, events: list[EventDraft]) -> None: ...
     async def insert_decided_intent(
         self, query: CountQuery | None, build: BuildIntent
-    ) -> tuple[Row, list[EventDraft]]:
+    ) -> tuple[Intent, list[EventDraft]]:
         """Read the counts, build the intent from them and insert it, atomically: no other
         write (of this or any process) lands between the count and the insert, so N
         concurrent requests can never exceed a limit."""
@@ -85,14 +92,14 @@ class Store(Protocol):
         intent_id: str,
         from_statuses: tuple[str, ...],
         to_status: str,
-        fields: Row,
+        fields: IntentChanges,
         events: list[EventDraft],
     ) -> None: ...
-    async def get_intent(self, intent_id: str) -> Row | None: ...
+    async def get_intent(self, intent_id: str) -> Intent | None: ...
     async def list_intents(
         self, *, agent_id: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[Row]: ...
-    async def find_by_idempotency_key(self, agent_id: str, key: str) -> Row | None: ...
+    ) -> list[Intent]: ...
+    async def find_by_idempotency_key(self, agent_id: str, key: str) -> Intent | None: ...
     async def count_recent_intents(
         self, agent_id: str, since_hour: str, since_day: str
     ) -> tuple[int, int]: ...
@@ -103,7 +110,7 @@ class Store(Protocol):
         self, agent_id: str, destination: str, fingerprint: str, since: str
     ) -> str | None: ...
     async def next_pending_expiry(self) -> str | None: ...
-    async def due_pending(self, now: str) -> list[Row]: ...
+    async def due_pending(self, now: str) -> list[Intent]: ...
     async def intent_metrics(self, agent_id: str | None = None) -> Row: ...
 
     # Approval votes (N-of-M)

@@ -20,10 +20,11 @@ from gate_proxy.usecases.expiry import Expiry
 from gate_proxy.usecases.orders import Orders
 from gate_proxy.usecases.proposals import Outcome, Proposals
 from gate_proxy.usecases.records import Proposal, review_hash
-from gate_proxy.usecases.review import Review
+from gate_proxy.usecases.review import Approval, Review
 
 __all__ = [
     "Agents",
+    "Approval",
     "EventBus",
     "Executions",
     "Expiry",

@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gate_proxy.store.base import Row
+from gate_proxy.core.intents import Intent
 
-Listener = Callable[[str, Row, str], Awaitable[None]]
+Listener = Callable[[str, Intent, str], Awaitable[None]]
 
 
 def agent_key(agent_id: str) -> str:
@@ -61,15 +61,15 @@ class EventBus:
     def has_listeners(self) -> bool:
         return bool(self._listeners)
 
-    def publish(self, event: str, intent: Row, actor: str) -> None:
+    def publish(self, event: str, intent: Intent, actor: str) -> None:
         for listener in self._listeners:
             task = asyncio.create_task(listener(event, intent, actor))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    def transitioned(self, intent: Row, event: str, actor: str) -> None:
+    def transitioned(self, intent: Intent, event: str, actor: str) -> None:
         """An intent changed status: wake its waiters, tell the listeners."""
-        self.notify(intent["id"], intent["status"])
+        self.notify(intent.id, intent.status)
         self.publish(event, intent, actor)
 
     async def close(self) -> None:

@@ -5,9 +5,9 @@ import logging
 from typing import Any
 
 from gate_proxy.clock import utc_iso
-from gate_proxy.core.intents import Event, Status
+from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.errors import expired
-from gate_proxy.store.base import Conflict, EventDraft, Row, Store
+from gate_proxy.store.base import Conflict, EventDraft, Store
 from gate_proxy.usecases.agents import Agents
 from gate_proxy.usecases.events import EventBus
 from gate_proxy.usecases.expiry import Expiry
@@ -23,18 +23,18 @@ class Executions:
         self.expiry = expiry
         self.events = events
 
-    async def claim(self, intent: Row, actor: str) -> None:
+    async def claim(self, intent: Intent, actor: str) -> None:
         """Turn an approval into its one execution; a second claim gets Conflict.
 
         Refused when the execution deadline has passed (Expired) or the agent is no longer
         active (NotPermitted): an approval is for a live agent, within its window.
         """
         current = await self.expiry.expire_if_due(intent)
-        if current["status"] == Status.EXPIRED:
+        if current.status == Status.EXPIRED:
             raise expired("the approval's execution window has closed; the intent expired")
-        await self.agents.require_active(intent["agent_id"])
+        await self.agents.require_active(intent.agent_id)
         await self.store.transition_intent(
-            intent["id"],
+            intent.id,
             (Status.APPROVED,),
             Status.SCHEDULED,
             {"executed_at": utc_iso()},
@@ -77,7 +77,7 @@ class Executions:
         """
         reconciled = 0
         for intent in await self.store.list_intents(status=Status.SCHEDULED, limit=1_000_000):
-            if intent["source"] != "proxy":
+            if intent.source != "proxy":
                 continue  # API executions are reported by their worker with a token
             message = (
                 "execution_unknown: the gate stopped while this request was in flight; "
@@ -85,9 +85,9 @@ class Executions:
             )
             event = EventDraft(
                 Event.EXECUTION_FAILED,
-                intent["id"],
+                intent.id,
                 "system",
-                intent["agent_id"],
+                intent.agent_id,
                 {"error": "execution_unknown", "detail": message},
             )
             fields = {
@@ -97,7 +97,7 @@ class Executions:
             }
             try:
                 await self.store.transition_intent(
-                    intent["id"], (Status.SCHEDULED,), Status.FAILED, fields, [event]
+                    intent.id, (Status.SCHEDULED,), Status.FAILED, fields, [event]
                 )
             except Conflict:
                 continue

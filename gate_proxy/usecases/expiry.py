@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 from gate_proxy.clock import parse_iso, utc_iso, utc_now
-from gate_proxy.core.intents import Event, Status
+from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.errors import not_found
-from gate_proxy.store.base import Conflict, EventDraft, Row, Store
+from gate_proxy.store.base import Conflict, EventDraft, Store
 from gate_proxy.usecases.events import EventBus
 
 log = logging.getLogger("gate.expiry")
@@ -24,36 +24,34 @@ class Expiry:
         self.events = events
         self.wakeup = asyncio.Event()  # set when an earlier deadline may exist
 
-    async def current(self, intent: Row | None) -> Row:
+    async def current(self, intent: Intent | None) -> Intent:
         """The intent as it stands now (expired first if its deadline passed)."""
         if intent is None:
             raise not_found("intent")
         return await self.expire_if_due(intent)
 
-    async def expire_if_due(self, intent: Row) -> Row:
-        if intent["status"] not in (Status.PENDING, Status.APPROVED):
+    async def expire_if_due(self, intent: Intent) -> Intent:
+        if intent.status not in (Status.PENDING, Status.APPROVED):
             return intent
-        if not intent.get("expires_at") or intent["expires_at"] > utc_iso():
+        if not intent.expires_at or intent.expires_at > utc_iso():
             return intent
         return await self._expire(intent)
 
-    async def _expire(self, intent: Row) -> Row:
-        was = intent["status"]
-        data: dict[str, Any] = {"expires_at": intent["expires_at"]}
-        fields: Row = {}
+    async def _expire(self, intent: Intent) -> Intent:
+        was = intent.status
+        data: dict[str, Any] = {"expires_at": intent.expires_at}
+        fields: dict[str, str] = {}
         if was == Status.APPROVED:
             data["reason"] = "approved but not executed before the deadline"
         else:
             fields = {"decided_at": utc_iso(), "decided_by": "system"}
-        events = [EventDraft(Event.EXPIRED, intent["id"], "system", intent["agent_id"], data)]
+        events = [EventDraft(Event.EXPIRED, intent.id, "system", intent.agent_id, data)]
         try:
-            await self.store.transition_intent(
-                intent["id"], (Status(was),), Status.EXPIRED, fields, events
-            )
+            await self.store.transition_intent(intent.id, (was,), Status.EXPIRED, fields, events)
         except Conflict:
             # Decided (or executed) by someone else a moment earlier: that state stands.
-            return await self.store.get_intent(intent["id"]) or intent
-        expired = {**intent, **fields, "status": Status.EXPIRED}
+            return await self.store.get_intent(intent.id) or intent
+        expired = intent.with_status(Status.EXPIRED, **fields)
         self.events.transitioned(expired, Event.EXPIRED, "system")
         return expired
 

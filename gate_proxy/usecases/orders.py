@@ -37,18 +37,18 @@ class Orders:
 
     async def execute(self, caller: Principal, intent_id: str) -> dict[str, Any]:
         intent = await self.review.get_intent(caller, intent_id)
-        if intent["agent_id"] != caller.id and not caller.is_admin:
+        if intent.agent_id != caller.id and not caller.is_admin:
             raise not_permitted("only the proposing agent or an admin may request execution")
-        if intent["status"] not in (Status.APPROVED, Status.SCHEDULED):
-            raise conflict(f"intent is {intent['status']}, not approved", "not_approved")
-        if intent["source"] == "proxy":
+        if intent.status not in (Status.APPROVED, Status.SCHEDULED):
+            raise conflict(f"intent is {intent.status}, not approved", "not_approved")
+        if intent.source == "proxy":
             raise conflict("proxied intents are executed by the proxy on retry", "proxy_intent")
         token = generate_execution_token()
         now = utc_now()
         execution = {
             "id": random_id("exe_", 8),
             "intent_id": intent_id,
-            "agent_id": intent["agent_id"],
+            "agent_id": intent.agent_id,
             "mode": "runner_exec",
             "status": "pending",
             "token_hash": hash_key(token),
@@ -58,10 +58,10 @@ class Orders:
         order = {
             "executionId": execution["id"],
             "intent_id": intent_id,
-            "agent_id": intent["agent_id"],
-            "destination": intent["destination"],
-            "policy": intent["policy"],
-            "payload_sha256": intent["payload_sha256"],
+            "agent_id": intent.agent_id,
+            "destination": intent.destination,
+            "policy": intent.policy,
+            "payload_sha256": intent.payload_sha256,
             "mode": execution["mode"],
             "issued_at": execution["created_at"],
             "expires_at": execution["expires_at"],
@@ -73,7 +73,7 @@ class Orders:
                 Event.EXECUTION_REQUESTED,
                 intent_id,
                 caller.name,
-                intent["agent_id"],
+                intent.agent_id,
                 {
                     "execution_id": execution["id"],
                     "mode": execution["mode"],

@@ -14,12 +14,12 @@ from gate_proxy.core.decide import (
     Verdict,
     decide,
 )
-from gate_proxy.core.intents import Event, Status
+from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.core.policy import Analysis, IntentFacts, Policy, analyze_intent
 from gate_proxy.errors import GateError, Unavailable, conflict
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.principal import Principal
-from gate_proxy.store.base import Conflict, CountQuery, DuplicateKey, EventDraft, Row, Store
+from gate_proxy.store.base import Conflict, CountQuery, DuplicateKey, EventDraft, Store
 from gate_proxy.usecases.events import EventBus
 from gate_proxy.usecases.records import (
     Proposal,
@@ -27,7 +27,7 @@ from gate_proxy.usecases.records import (
     dedupe_fingerprint,
     duplicate_record,
     execution_requested,
-    intent_row,
+    new_intent,
 )
 
 OFF_LOOP_BYTES = 32 * 1024
@@ -38,7 +38,7 @@ Policies = Mapping[str, Policy]
 
 @dataclass(slots=True)
 class Outcome:
-    intent: Row | None  # None for a passthrough: nothing is recorded
+    intent: Intent | None  # None for a passthrough: nothing is recorded
     verdict: Verdict
 
 
@@ -95,13 +95,13 @@ class Proposals:
         query = count_query(caller, proposal, policy, environment)
         verdicts: list[Verdict] = []
 
-        def build(counts: Counts) -> tuple[Row, list[EventDraft]]:
+        def build(counts: Counts) -> tuple[Intent, list[EventDraft]]:
             verdict = decide(described, policy, scope, counts, analysis)
             if verdict.status == Status.DUPLICATE and counts.duplicate_of is not None:
                 intent, events, verdict = duplicate_record(
                     caller,
                     proposal,
-                    dict(counts.duplicate_of),
+                    counts.duplicate_of,
                     environment,
                     verdict.reason_code,
                     "dedupe_window_seconds",
@@ -109,15 +109,14 @@ class Proposals:
                 verdicts.append(verdict)
                 return intent, events
             verdicts.append(verdict)
-            intent = intent_row(caller, proposal, verdict, environment)
+            intent = new_intent(caller, proposal, verdict, environment)
             events = decision_events(caller, intent, verdict)
             if (
                 proposal.execute_if_approved
-                and intent["status"] == Status.APPROVED
+                and intent.status == Status.APPROVED
                 and not verdict.shadow
             ):
-                intent["status"] = Status.SCHEDULED
-                intent["executed_at"] = intent["created_at"]
+                intent = intent.with_status(Status.SCHEDULED, executed_at=intent.created_at)
                 events.append(execution_requested(intent, caller.name))
             return intent, events
 
@@ -131,14 +130,14 @@ class Proposals:
             if original is None:
                 raise
             return await self._record_duplicate(caller, proposal, original, environment)
-        if intent["status"] == Status.PENDING and self._expiry_wakeup is not None:
+        if intent.status == Status.PENDING and self._expiry_wakeup is not None:
             self._expiry_wakeup.set()
         if self.events.has_listeners:
             self.events.publish(Event.PROPOSED, intent, caller.name)
         return Outcome(intent, verdicts[-1])
 
     async def _record_duplicate(
-        self, caller: Principal, proposal: Proposal, original: Row, environment: str | None
+        self, caller: Principal, proposal: Proposal, original: Intent, environment: str | None
     ) -> Outcome:
         intent, events, verdict = duplicate_record(caller, proposal, original, environment)
         await self.store.insert_intent(intent, events)

@@ -1,10 +1,11 @@
 """Reading intents and reviewing them: approve (N-of-M), reject, the audit trail."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from gate_proxy.clock import utc_iso, utc_now
-from gate_proxy.core.intents import Event, Status
+from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.errors import conflict, expired, invalid, not_found, not_permitted
 from gate_proxy.keys import keys_equal
 from gate_proxy.metrics import GateMetrics
@@ -18,6 +19,15 @@ from gate_proxy.usecases.records import review_hash
 MIN_EXECUTION_WINDOW = timedelta(minutes=5)
 
 
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """What one approve did: the intent as it stands now and, while an N-of-M intent is
+    still short of its quorum (it stays pending), the distinct approvals so far."""
+
+    intent: Intent
+    approvals: int | None = None  # None: this approval decided the intent
+
+
 class Review:
     def __init__(
         self, store: Store, expiry: Expiry, events: EventBus, metrics: GateMetrics
@@ -29,13 +39,13 @@ class Review:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def get_intent(self, caller: Principal, intent_id: str) -> Row:
+    async def get_intent(self, caller: Principal, intent_id: str) -> Intent:
         intent = await self.store.get_intent(intent_id)
-        if intent is None or not caller.can_see(intent["agent_id"]):
+        if intent is None or not caller.can_see(intent.agent_id):
             raise not_found("intent")  # an agent cannot even learn that others' intents exist
         return await self.expiry.expire_if_due(intent)
 
-    async def list_intents(self, caller: Principal, status: str | None, limit: int) -> list[Row]:
+    async def list_intents(self, caller: Principal, status: str | None, limit: int) -> list[Intent]:
         if status is not None and status not in {s.value for s in Status}:
             raise invalid(f"unknown status {status!r}")
         agent_id = None if caller.can_review else caller.id
@@ -69,16 +79,16 @@ class Review:
         *,
         note: str | None = None,
         expected_hash: str | None = None,
-    ) -> Row:
+    ) -> Approval:
         intent = await self._reviewable(caller, intent_id, expected_hash)
-        required = int(intent.get("require_approvals") or 1)
+        required = intent.require_approvals or 1
         now = utc_iso()
         if required > 1:
             vote_event = EventDraft(
                 Event.APPROVAL_VOTE,
                 intent_id,
                 caller.name,
-                intent["agent_id"],
+                intent.agent_id,
                 {"reviewer": caller.id, "vote": "approve", "required": required},
             )
             vote = {
@@ -95,16 +105,16 @@ class Review:
             votes = await self.store.list_votes(intent_id)
             approvals = len({v["reviewer_id"] for v in votes if v["vote"] == "approve"})
             if approvals < required:
-                return {**intent, "approvals": approvals}
+                return Approval(intent, approvals)
         # The approval is usable until the intent's deadline, and for at least
         # MIN_EXECUTION_WINDOW after it (an approval in the last minute must be usable).
-        deadline = max(intent.get("expires_at") or now, utc_iso(utc_now() + MIN_EXECUTION_WINDOW))
+        deadline = max(intent.expires_at or now, utc_iso(utc_now() + MIN_EXECUTION_WINDOW))
         events = [
             EventDraft(
                 Event.APPROVED,
                 intent_id,
                 caller.name,
-                intent["agent_id"],
+                intent.agent_id,
                 {"by": caller.id, "note": note, "execute_by": deadline},
             )
         ]
@@ -121,9 +131,9 @@ class Review:
         except Conflict as exc:
             raise conflict("intent is no longer pending", "not_pending") from exc
         self.metrics.reviews.inc("approved")
-        updated = {**intent, **fields, "status": Status.APPROVED}
+        updated = intent.with_status(Status.APPROVED, **fields)
         self.events.transitioned(updated, Event.APPROVED, caller.name)
-        return updated
+        return Approval(updated)
 
     async def reject(
         self,
@@ -132,7 +142,7 @@ class Review:
         *,
         reason: str | None,
         expected_hash: str | None = None,
-    ) -> Row:
+    ) -> Intent:
         intent = await self._reviewable(caller, intent_id, expected_hash)
         now = utc_iso()
         events = [
@@ -140,7 +150,7 @@ class Review:
                 Event.REJECTED,
                 intent_id,
                 caller.name,
-                intent["agent_id"],
+                intent.agent_id,
                 {"by": caller.id, "reason": reason},
             )
         ]
@@ -157,34 +167,34 @@ class Review:
         except Conflict as exc:
             raise conflict("intent is no longer pending", "not_pending") from exc
         self.metrics.reviews.inc("rejected")
-        updated = {**intent, **fields, "status": Status.REJECTED}
+        updated = intent.with_status(Status.REJECTED, **fields)
         self.events.transitioned(updated, Event.REJECTED, caller.name)
         return updated
 
     async def _reviewable(
         self, caller: Principal, intent_id: str, expected_hash: str | None
-    ) -> Row:
+    ) -> Intent:
         if not caller.can_review:
             raise not_permitted("approving or rejecting needs a reviewer or admin key")
         intent = await self.store.get_intent(intent_id)
         if intent is None:
             raise not_found("intent")
-        if intent["agent_id"] == caller.id:
+        if intent.agent_id == caller.id:
             raise not_permitted("nobody reviews an intent their own key proposed", "self_review")
         intent = await self.expiry.expire_if_due(intent)
-        if intent["status"] == Status.EXPIRED:
+        if intent.status == Status.EXPIRED:
             raise expired("the approval window has closed; the intent expired")
-        agent = await self.store.get_agent(intent["agent_id"])
+        agent = await self.store.get_agent(intent.agent_id)
         if agent is not None and agent["status"] != "active":
             raise conflict(
                 f"the proposing agent is {agent['status']}; its intents cannot be approved",
                 "agent_inactive",
             )
-        if intent["status"] != Status.PENDING:
+        if intent.status != Status.PENDING:
             raise conflict(
-                f"intent is {intent['status']}, not pending_approval",
+                f"intent is {intent.status}, not pending_approval",
                 "not_pending",
-                intentStatus=intent["status"],
+                intentStatus=intent.status,
             )
         if expected_hash is not None and not keys_equal(expected_hash, review_hash(intent)):
             raise conflict("the intent differs from what was reviewed", "review_hash_mismatch")

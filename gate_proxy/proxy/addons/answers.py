@@ -5,31 +5,30 @@ from typing import Any
 from mitmproxy import http
 
 from gate_proxy.api.errors import http_status
-from gate_proxy.core.intents import Status
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.errors import GateError
 from gate_proxy.proxy.addons.guard import gate_response
-from gate_proxy.store.base import Row
 
 RETRY_AFTER_SECONDS = 10
 
 
-def answer_for(intent: Row, *, held_timeout: bool = False) -> http.Response:
+def answer_for(intent: Intent, *, held_timeout: bool = False) -> http.Response:
     """What the agent is told about an intent that is not (or not yet) forwarded."""
-    status = intent["status"]
+    status = intent.status
     common: dict[str, Any] = {
-        "intent_id": intent["id"],
-        "destination": intent["destination"],
-        "policy": intent["policy"],
-        "risk_score": intent["risk_score"],
-        "risk_level": intent["risk_level"],
+        "intent_id": intent.id,
+        "destination": intent.destination,
+        "policy": intent.policy,
+        "risk_score": intent.risk_score,
+        "risk_level": intent.risk_level,
     }
     if status == Status.PENDING:
         return gate_response(
             202,
             status="pending_approval",
-            reason_code="hold_timeout" if held_timeout else intent["reason_code"],
+            reason_code="hold_timeout" if held_timeout else intent.reason_code,
             message=None,
-            expiresAt=intent.get("expires_at"),
+            expiresAt=intent.expires_at,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             **common,
         )
@@ -37,9 +36,9 @@ def answer_for(intent: Row, *, held_timeout: bool = False) -> http.Response:
         return gate_response(
             409,
             status="duplicate_blocked",
-            reason_code=intent["reason_code"],
-            message=intent["block_reason"],
-            duplicateOf=intent.get("duplicate_of"),
+            reason_code=intent.reason_code,
+            message=intent.block_reason,
+            duplicateOf=intent.duplicate_of,
             **common,
         )
     if status == Status.EXPIRED:
@@ -55,20 +54,20 @@ def answer_for(intent: Row, *, held_timeout: bool = False) -> http.Response:
             403,
             status="rejected",
             reason_code="rejected_by_reviewer",
-            message=intent.get("decision_note") or "rejected by a reviewer",
+            message=intent.decision_note or "rejected by a reviewer",
             **common,
         )
     return gate_response(
         403,
         status="blocked",
-        reason_code=intent["reason_code"] or "blocked",
-        message=intent.get("block_reason"),
+        reason_code=intent.reason_code or "blocked",
+        message=intent.block_reason,
         **common,
     )
 
 
 def retry_refusal(
-    intent_id: str, reason_code: str, message: str, intent: Row | None = None
+    intent_id: str, reason_code: str, message: str, intent: Intent | None = None
 ) -> http.Response:
     return gate_response(
         409,
@@ -76,20 +75,20 @@ def retry_refusal(
         reason_code=reason_code,
         message=message,
         intent_id=intent_id,
-        destination=intent["destination"] if intent else None,
-        policy=intent["policy"] if intent else None,
-        intentStatus=intent["status"] if intent else None,
+        destination=intent.destination if intent else None,
+        policy=intent.policy if intent else None,
+        intentStatus=intent.status if intent else None,
     )
 
 
-def error_answer(exc: GateError, intent: Row | None = None, **fields: Any) -> http.Response:
+def error_answer(exc: GateError, intent: Intent | None = None, **fields: Any) -> http.Response:
     """A domain error on a proxied request, as the gate's JSON answer."""
     status = http_status(exc)
     if intent is not None:
         fields = {
-            "intent_id": intent["id"],
-            "destination": intent["destination"],
-            "policy": intent["policy"],
+            "intent_id": intent.id,
+            "destination": intent.destination,
+            "policy": intent.policy,
             **fields,
         }
     return gate_response(

@@ -14,7 +14,7 @@ from datetime import timedelta
 from mitmproxy import http
 
 from gate_proxy.clock import iso_in, utc_iso
-from gate_proxy.core.intents import Status
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.errors import GateError
 from gate_proxy.principal import Principal
 from gate_proxy.proxy.addons.answers import answer_for, error_answer, retry_refusal
@@ -22,7 +22,7 @@ from gate_proxy.proxy.addons.guard import refuse
 from gate_proxy.proxy.flowstate import InFlight, state_of
 from gate_proxy.proxy.keepalive import keep_flow_alive
 from gate_proxy.proxy.runtime import HeldRequest, ProxyRuntime, client_gone
-from gate_proxy.store.base import Conflict, Row
+from gate_proxy.store.base import Conflict
 from gate_proxy.usecases import agent_key
 
 _USED = {Status.SCHEDULED, Status.SUCCEEDED, Status.FAILED}
@@ -37,11 +37,11 @@ class Approvals:
     ) -> None:
         usecases = self.runtime.usecases
         intent = await usecases.store.get_intent(intent_id)
-        if intent is None or intent["source"] != "proxy":
+        if intent is None or intent.source != "proxy":
             refuse(flow, retry_refusal(intent_id, "intent_not_found", "no such proxied intent"))
             return
         state_of(flow).intent_id = intent_id
-        if intent["agent_id"] != principal.id:
+        if intent.agent_id != principal.id:
             refuse(
                 flow,
                 retry_refusal(
@@ -52,7 +52,7 @@ class Approvals:
                 ),
             )
             return
-        if intent["fingerprint"] != fingerprint:
+        if intent.fingerprint != fingerprint:
             refuse(
                 flow,
                 retry_refusal(
@@ -65,7 +65,7 @@ class Approvals:
             )
             return
         intent = await usecases.expiry.current(intent)
-        if intent["status"] == Status.PENDING:
+        if intent.status == Status.PENDING:
             if state_of(flow).wait:
                 await self.hold(flow, principal, intent)
             else:
@@ -73,15 +73,15 @@ class Approvals:
             return
         await self.execute(flow, principal, intent)
 
-    async def execute(self, flow: http.HTTPFlow, principal: Principal, intent: Row) -> None:
+    async def execute(self, flow: http.HTTPFlow, principal: Principal, intent: Intent) -> None:
         """Claim the approval (the write-ahead execution_requested) and let it go upstream."""
-        if intent["status"] != Status.APPROVED:
-            status = intent["status"]
+        if intent.status != Status.APPROVED:
+            status = intent.status
             reason = "already_executed" if status in _USED else f"intent_{status}"
             refuse(
                 flow,
                 retry_refusal(
-                    intent["id"],
+                    intent.id,
                     reason,
                     f"the intent is {status}; an approval authorises exactly one execution",
                     intent,
@@ -94,7 +94,7 @@ class Approvals:
             refuse(
                 flow,
                 retry_refusal(
-                    intent["id"], "already_executed", "this approval has already been used", intent
+                    intent.id, "already_executed", "this approval has already been used", intent
                 ),
             )
             return
@@ -102,23 +102,23 @@ class Approvals:
             refuse(flow, error_answer(exc, intent))
             return
         state = state_of(flow)
-        state.intent_id = intent["id"]
+        state.intent_id = intent.id
         state.outcome = "approved"
-        state.in_flight = InFlight(intent["id"], principal.id)
+        state.in_flight = InFlight(intent.id, principal.id)
 
-    async def hold(self, flow: http.HTTPFlow, principal: Principal, intent: Row) -> None:
+    async def hold(self, flow: http.HTTPFlow, principal: Principal, intent: Intent) -> None:
         runtime = self.runtime
         usecases = runtime.usecases
         timeout = runtime.settings.hold_timeout_s
-        decided = usecases.events.wait(intent["id"])
+        decided = usecases.events.wait(intent.id)
         agent_changed = usecases.events.wait(agent_key(principal.id))
         held = HeldRequest(
-            intent_id=intent["id"],
+            intent_id=intent.id,
             agent_id=principal.id,
             agent=principal.name,
-            destination=intent["destination"],
+            destination=intent.destination,
             method=flow.request.method,
-            url=intent.get("url") or "",
+            url=intent.url or "",
             client_id=flow.client_conn.id,
             client=flow.client_conn,
             held_since=utc_iso(),
@@ -129,15 +129,17 @@ class Approvals:
         cancelled = asyncio.ensure_future(held.cancel.wait())
         try:
             # Decided between the proposal and now? Then there is nothing to wait for.
-            current = await usecases.expiry.current(await usecases.store.get_intent(intent["id"]))
-            if current["status"] == Status.PENDING:
+            current: Intent | None = await usecases.expiry.current(
+                await usecases.store.get_intent(intent.id)
+            )
+            if current.status == Status.PENDING:
                 async with keep_flow_alive(flow):
                     await asyncio.wait(
                         {decided, cancelled, agent_changed},
                         timeout=timeout,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
-                current = await usecases.store.get_intent(intent["id"])
+                current = await usecases.store.get_intent(intent.id)
         finally:
             runtime.held.remove(token)
             usecases.metrics.held.set(len(runtime.held))
@@ -159,10 +161,10 @@ class Approvals:
         except GateError as exc:
             refuse(flow, error_answer(exc, current))
             return
-        if current["status"] == Status.APPROVED:
+        if current.status == Status.APPROVED:
             await self.execute(flow, principal, current)
             return
-        if current["status"] == Status.PENDING:
+        if current.status == Status.PENDING:
             refuse(flow, answer_for(current, held_timeout=True))
             return
         refuse(flow, answer_for(current))

@@ -82,12 +82,12 @@ class GateDecision:
             return
         verdict, intent = outcome.verdict, outcome.intent
         state.verdict = verdict
-        state.intent_id = intent["id"] if intent is not None else None
+        state.intent_id = intent.id if intent is not None else None
         state.outcome = "shadow" if verdict.shadow else verdict.status
         state.reason = verdict.reason_code
         if verdict.action is Action.FORWARD:
-            if intent is not None and intent["status"] == Status.SCHEDULED:
-                state.in_flight = InFlight(intent["id"], principal.id)
+            if intent is not None and intent.status == Status.SCHEDULED:
+                state.in_flight = InFlight(intent.id, principal.id)
             return  # passthrough and shadow go upstream with no execution to record
         assert intent is not None
         if verdict.action is Action.PENDING and state.wait:

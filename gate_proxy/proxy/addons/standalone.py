@@ -46,8 +46,7 @@ class StandaloneGate:
         ):
             if getattr(ctx.options, option) != wanted:
                 log.warning(
-                    "mitmproxy option %s is not %r: %s (see README, 'Inside your own "
-                    "mitmproxy')",
+                    "mitmproxy option %s is not %r: %s (see README, 'Inside your own mitmproxy')",
                     option,
                     wanted,
                     why,

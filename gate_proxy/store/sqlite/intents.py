@@ -2,10 +2,19 @@
 
 import sqlite3
 
-from gate_proxy.core.intents import transition
-from gate_proxy.store.base import BuildIntent, Conflict, CountQuery, Counts, EventDraft, Row
+from gate_proxy.core.intents import Intent, transition
+from gate_proxy.store.base import (
+    BuildIntent,
+    Conflict,
+    CountQuery,
+    Counts,
+    EventDraft,
+    IntentChanges,
+    Row,
+)
 from gate_proxy.store.sqlite.connection import SqliteConnection
-from gate_proxy.store.sqlite.rows import decode, encode, insert_statement
+from gate_proxy.store.sqlite.intent_rows import encode_changes, intent_from_row, intent_to_row
+from gate_proxy.store.sqlite.rows import decode, insert_statement
 
 _RATE_SQL = (
     "SELECT COALESCE(SUM(created_at >= ?), 0) AS hour, COUNT(*) AS day FROM intents "
@@ -63,20 +72,21 @@ def read_counts(conn: sqlite3.Connection, query: CountQuery) -> Counts:
              query.since_day),
         ).fetchone()  # fmt: skip
         spent = (float(values[0]), float(values[1]), float(values[2]), float(values[3]))
-    duplicate = None
+    duplicate: Intent | None = None
     if query.dedupe_since is not None:
         cursor = conn.execute(
             _DUPLICATE_SQL,
             (query.agent_id, query.dedupe_since, query.destination, query.fingerprint),
         )
         found = cursor.fetchone()
-        duplicate = decode(cursor.description, found) if found is not None else None
+        if found is not None:
+            duplicate = intent_from_row(decode(cursor.description, found))
     return Counts(last_hour, last_day, spent, duplicate)
 
 
 class IntentTables(SqliteConnection):
-    async def insert_intent(self, intent: Row, events: list[EventDraft]) -> None:
-        sql, params = insert_statement("intents", encode(intent))
+    async def insert_intent(self, intent: Intent, events: list[EventDraft]) -> None:
+        sql, params = insert_statement("intents", intent_to_row(intent))
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(sql, params)
@@ -85,16 +95,16 @@ class IntentTables(SqliteConnection):
 
     async def insert_decided_intent(
         self, query: CountQuery | None, build: BuildIntent
-    ) -> tuple[Row, list[EventDraft]]:
-        def decide_and_insert(conn: sqlite3.Connection) -> tuple[Row, list[EventDraft]]:
+    ) -> tuple[Intent, list[EventDraft]]:
+        def decide_and_insert(conn: sqlite3.Connection) -> tuple[Intent, list[EventDraft]]:
             # BEGIN IMMEDIATE holds SQLite's write lock for the whole batch: the counts
             # include every intent inserted before this one, in this process or another.
             counts = read_counts(conn, query) if query is not None else Counts()
             intent, events = build(counts)
-            conn.execute(*insert_statement("intents", encode(intent)))
+            conn.execute(*insert_statement("intents", intent_to_row(intent)))
             return intent, events
 
-        result: tuple[Row, list[EventDraft]] = await self.write_built(decide_and_insert)
+        result: tuple[Intent, list[EventDraft]] = await self.write_built(decide_and_insert)
         return result
 
     async def transition_intent(
@@ -102,7 +112,7 @@ class IntentTables(SqliteConnection):
         intent_id: str,
         from_statuses: tuple[str, ...],
         to_status: str,
-        fields: Row,
+        fields: IntentChanges,
         events: list[EventDraft],
     ) -> None:
         """Move the intent from one of ``from_statuses`` to ``to_status``; Conflict if it is
@@ -110,11 +120,11 @@ class IntentTables(SqliteConnection):
         does not allow one of the moves: that is a bug in the caller, not a lost race."""
         for from_status in from_statuses:
             transition(from_status, to_status)
-        row = encode(fields)
+        row = encode_changes(fields)
         assignments = ", ".join(f"{key} = ?" for key in ("status", *row))
         marks = ", ".join("?" for _ in from_statuses)
         sql = f"UPDATE intents SET {assignments} WHERE id = ? AND status IN ({marks})"
-        params = (to_status, *row.values(), intent_id, *from_statuses)
+        params = (str(to_status), *row.values(), intent_id, *map(str, from_statuses))
 
         def update(conn: sqlite3.Connection) -> None:
             if conn.execute(sql, params).rowcount != 1:
@@ -122,12 +132,13 @@ class IntentTables(SqliteConnection):
 
         await self.write(update, events)
 
-    async def get_intent(self, intent_id: str) -> Row | None:
-        return await self._fetch_one("SELECT * FROM intents WHERE id = ?", (intent_id,))
+    async def get_intent(self, intent_id: str) -> Intent | None:
+        row = await self._fetch_one("SELECT * FROM intents WHERE id = ?", (intent_id,))
+        return intent_from_row(row) if row is not None else None
 
     async def list_intents(
         self, *, agent_id: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[Row]:
+    ) -> list[Intent]:
         clauses, params = [], []
         if agent_id is not None:
             clauses.append("agent_id = ?")
@@ -137,16 +148,18 @@ class IntentTables(SqliteConnection):
             params.append(status)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         params.append(limit)
-        return await self._fetch(
+        rows = await self._fetch(
             f"SELECT * FROM intents {where} ORDER BY created_at DESC, id LIMIT ?", tuple(params)
         )
+        return [intent_from_row(row) for row in rows]
 
-    async def find_by_idempotency_key(self, agent_id: str, key: str) -> Row | None:
-        return await self._fetch_one(
+    async def find_by_idempotency_key(self, agent_id: str, key: str) -> Intent | None:
+        row = await self._fetch_one(
             "SELECT * FROM intents WHERE agent_id = ? AND idempotency_key = ? "
             "AND status != 'duplicate_blocked'",
             (agent_id, key),
         )
+        return intent_from_row(row) if row is not None else None
 
     async def count_recent_intents(
         self, agent_id: str, since_hour: str, since_day: str
@@ -190,12 +203,13 @@ class IntentTables(SqliteConnection):
         )
         return row["at"] if row else None
 
-    async def due_pending(self, now: str) -> list[Row]:
-        return await self._fetch(
+    async def due_pending(self, now: str) -> list[Intent]:
+        rows = await self._fetch(
             "SELECT * FROM intents WHERE status IN ('pending_approval', 'approved') "
             "AND expires_at <= ?",
             (now,),
         )
+        return [intent_from_row(row) for row in rows]
 
     async def intent_metrics(self, agent_id: str | None = None) -> Row:
         where, params = ("WHERE agent_id = ?", (agent_id,)) if agent_id else ("", ())
