@@ -146,3 +146,24 @@ async def test_an_approval_past_its_deadline_reads_back_expired(service: UseCase
         read = await service.review.get_intent(REVIEWERS[0], proposed.intent.id)
     assert read.status is Status.EXPIRED and read.decided_by == "system"
     assert read == await service.store.get_intent(proposed.intent.id)
+
+
+async def test_the_sweeper_expires_on_time_by_the_injected_clock(service: UseCases) -> None:
+    review = parse_policy("id: slow\nrequire_approval: always\nexpiry_minutes: 10\n", "s.yaml")
+    POLICIES["slow"] = review
+    try:
+        with use_clock(ManualClock()) as clock:
+            outcome = await service.proposals.propose(AGENT, ProposeInput("d.slow", "slow", "{}"))
+            assert outcome.intent is not None
+            # The sweeper wakes at least every minute, and exactly at the deadline...
+            assert await service.expiry.sweep() == 60.0
+            clock.advance(599)
+            assert 0.99 < await service.expiry.sweep() <= 1.01
+            assert (await service.store.get_intent(outcome.intent.id)).status == "pending_approval"
+            clock.advance(2)
+            # ...and then expires the intent, without anyone reading it first.
+            assert await service.expiry.sweep() == 60.0  # nothing left: the idle wake-up
+            expired = await service.store.get_intent(outcome.intent.id)
+            assert expired is not None and expired.status == "expired"
+    finally:
+        del POLICIES["slow"]

@@ -55,19 +55,24 @@ class Expiry:
         self.events.transitioned(expired, Event.EXPIRED, "system")
         return expired
 
+    async def sweep(self) -> float:
+        """Expire everything due now; return the seconds until the next deadline."""
+        for intent in await self.store.due_pending(utc_iso()):
+            await self._expire(intent)
+        next_at = await self.store.next_pending_expiry()
+        if not next_at:
+            return MAX_SLEEP_S
+        delay = max(0.0, (parse_iso(next_at) - utc_now()).total_seconds()) + 0.001
+        return min(delay, MAX_SLEEP_S)
+
     async def run(self) -> None:
         """Expire intents at their deadline, sleeping exactly until the next one."""
         while True:
             try:
-                for intent in await self.store.due_pending(utc_iso()):
-                    await self._expire(intent)
-                next_at = await self.store.next_pending_expiry()
+                delay = await self.sweep()
             except Exception:
                 log.exception("expiry sweep failed")
-                next_at = None
-            delay = MAX_SLEEP_S
-            if next_at:
-                delay = max(0.0, (parse_iso(next_at) - utc_now()).total_seconds()) + 0.001
+                delay = MAX_SLEEP_S
             self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=min(delay, MAX_SLEEP_S))
+                await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
