@@ -101,7 +101,10 @@ class Webhooks:
         if generated:
             secret = secrets.token_urlsafe(32)
         if not isinstance(secret, str) or len(secret) < 16:
-            raise invalid("secret must be a string of at least 16 characters")
+            raise invalid(
+                "secret must be a string of at least 16 characters "
+                "(or leave it out and the gate generates one, shown once)"
+            )
         webhook = {
             "id": random_id("whk_", 8),
             "intent_id": intent_id,

@@ -106,13 +106,42 @@ async def list_intents(request: web.Request) -> web.Response:
 
 
 async def get_intent(request: web.Request) -> web.Response:
+    """The intent, its decision record and its audit trail (the seed's `verify`)."""
     principal = await caller(request)
     usecases = request.app[USECASES]
     intent = await usecases.review.get_intent(principal, request.match_info["intent_id"])
+    events = await usecases.store.ledger_events(intent_id=intent.id)
     view = intent_view(intent)
     executions = await usecases.store.list_executions(intent.id)
     view["executions"] = [execution_view(execution) for execution in executions]
+    view["decision"] = decision_record(intent.id, events)
+    view["audit"] = [audit_view(event) for event in events]
     return json_response(view)
+
+
+def decision_record(intent_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    checked = next((e for e in events if e["type"] == "policy_checked"), None)
+    data = checked["data"] if checked else {}
+    return {
+        "intent_id": intent_id,
+        "decision": data.get("result"),
+        "reason_code": data.get("reason_code"),
+        "rule": data.get("rule"),
+        "risk_score": data.get("risk_score"),
+        "risk_level": data.get("risk_level"),
+        "evaluated_at": checked["at"] if checked else None,
+    }
+
+
+def audit_view(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "eventType": event["type"],
+        "actor": event["actor"],
+        "createdAt": event["at"],
+        "metadata": event["data"],
+        "seq": event["seq"],
+        "hash": event["hash"],
+    }
 
 
 async def intent_decision(request: web.Request) -> web.Response:
@@ -120,19 +149,7 @@ async def intent_decision(request: web.Request) -> web.Response:
     usecases = request.app[USECASES]
     intent = await usecases.review.get_intent(principal, request.match_info["intent_id"])
     events = await usecases.store.ledger_events(intent_id=intent.id)
-    checked = next((e for e in events if e["type"] == "policy_checked"), None)
-    data = checked["data"] if checked else {}
-    return json_response(
-        {
-            "intent_id": intent.id,
-            "decision": data.get("result"),
-            "reason_code": data.get("reason_code"),
-            "rule": data.get("rule"),
-            "risk_score": data.get("risk_score"),
-            "risk_level": data.get("risk_level"),
-            "evaluated_at": checked["at"] if checked else None,
-        }
-    )
+    return json_response(decision_record(intent.id, events))
 
 
 async def intent_audit(request: web.Request) -> web.Response:
@@ -140,19 +157,7 @@ async def intent_audit(request: web.Request) -> web.Response:
     events = await request.app[USECASES].review.audit_trail(
         principal, request.match_info["intent_id"]
     )
-    return json_response(
-        [
-            {
-                "eventType": event["type"],
-                "actor": event["actor"],
-                "createdAt": event["at"],
-                "metadata": event["data"],
-                "seq": event["seq"],
-                "hash": event["hash"],
-            }
-            for event in events
-        ]
-    )
+    return json_response([audit_view(event) for event in events])
 
 
 async def _review(request: web.Request, intent_id: str, action: str) -> web.Response:
@@ -255,20 +260,38 @@ async def prometheus(request: web.Request) -> web.Response:
 # -- legacy aliases (seed 004) -------------------------------------------------------------------
 
 
+def _legacy_intent_id(body: dict[str, Any]) -> str:
+    # The seed's SDKs name it proposalId (V1) or intentId.
+    intent_id = body.get("intentId") or body.get("proposalId") or body.get("intent_id")
+    if not isinstance(intent_id, str) or not intent_id:
+        raise invalid("intentId (or proposalId) is required")
+    return intent_id
+
+
 async def legacy_approve(request: web.Request) -> web.Response:
+    await caller(request)  # who is asking comes before what they sent (401 before 400)
     body = await read_json(request)
-    intent_id = body.get("intentId") or body.get("intent_id")
-    if not isinstance(intent_id, str):
-        raise invalid("intentId is required")
-    return await _review_with_body(request, intent_id, "approve", body)
+    return await _review_with_body(request, _legacy_intent_id(body), "approve", body)
 
 
 async def legacy_reject(request: web.Request) -> web.Response:
+    await caller(request)
     body = await read_json(request)
-    intent_id = body.get("intentId") or body.get("intent_id")
-    if not isinstance(intent_id, str):
-        raise invalid("intentId is required")
-    return await _review_with_body(request, intent_id, "reject", body)
+    return await _review_with_body(request, _legacy_intent_id(body), "reject", body)
+
+
+async def legacy_deliver(request: web.Request) -> web.Response:
+    """Seed V1's delivery step is the execution order now: say where, don't guess."""
+    await caller(request)
+    return json_response(
+        {
+            "error": "gone",
+            "message": "POST /v1/deliver was replaced by POST /v1/intents/{intentId}/execute "
+            "(a signed one-time execution order) and POST /v1/executions/{executionId}/report",
+            "canonical": "/v1/intents/{intentId}/execute",
+        },
+        status=410,
+    )
 
 
 async def _review_with_body(
@@ -346,6 +369,8 @@ def build_app(
     # Legacy aliases from seed 004.
     r.add_post("/v1/propose", create_intent)
     r.add_get("/v1/proposals", list_intents)
+    r.add_get("/v1/proposals/{intent_id}", get_intent)
+    r.add_post("/v1/deliver", legacy_deliver)
     r.add_post("/v1/approve", legacy_approve)
     r.add_post("/v1/reject", legacy_reject)
     if extra_routes is not None:

@@ -92,8 +92,10 @@ ROUTES: list[tuple[str, str, str, bool, str | None]] = [
     ),
     ("post", "/v1/propose", "Legacy alias of POST /v1/intents", True, "Intent"),
     ("get", "/v1/proposals", "Legacy alias of GET /v1/intents", True, None),
-    ("post", "/v1/approve", "Legacy: approve {intentId}", True, "Review"),
-    ("post", "/v1/reject", "Legacy: reject {intentId, reason}", True, "Review"),
+    ("get", "/v1/proposals/{intent_id}", "Legacy alias of GET /v1/intents/{id}", True, None),
+    ("post", "/v1/deliver", "Legacy: gone (410), names the execution-order route", True, None),
+    ("post", "/v1/approve", "Legacy: approve {intentId | proposalId}", True, "Review"),
+    ("post", "/v1/reject", "Legacy: reject {intentId | proposalId, reason}", True, "Review"),
 ]
 
 SCHEMAS: dict[str, Any] = {
