@@ -24,7 +24,7 @@ class ClientError(Exception):
 
 
 def _key(args: argparse.Namespace) -> str:
-    from gate_proxy.keys import read_admin_key
+    from gate_proxy.key_material import read_admin_key
 
     key = args.key or os.environ.get("GATE_API_KEY") or read_admin_key(Path(args.data_dir))
     if not key:

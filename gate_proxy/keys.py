@@ -67,14 +67,6 @@ def load_or_create_admin_key(data_dir: Path, env_value: str | None) -> tuple[str
     return key, True
 
 
-def read_admin_key(data_dir: Path) -> str | None:
-    env_value = os.environ.get("GATE_ADMIN_KEY")
-    if env_value:
-        return env_value.strip()
-    path = data_dir / ADMIN_KEY_FILE
-    return path.read_text().strip() if path.exists() else None
-
-
 @dataclass(frozen=True)
 class Signer:
     private_key: Ed25519PrivateKey

@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from gate_proxy import key_material
 from gate_proxy.api.app import build_app, server_options
 from gate_proxy.api.http import caller, json_response
 from gate_proxy.clock import install_from_environment as install_clock_from_environment
 from gate_proxy.dashboard import add_dashboard
 from gate_proxy.gate import Gate
-from gate_proxy.keys import load_or_create_admin_key, load_or_create_signer
+from gate_proxy.keys import tighten_mode
 from gate_proxy.loaders.live import StartupError, load_live_config
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.notify import SlackNotifier
@@ -23,7 +24,8 @@ from gate_proxy.proxy.addons import gate_addons
 from gate_proxy.proxy.ca import CaError, combined_trust_bundle, ensure_ca
 from gate_proxy.proxy.engine import Listener, ListenerBindError, ProxyEngine
 from gate_proxy.settings import PRIVATE_UMASK, Settings
-from gate_proxy.store.sqlite import SqliteStore
+from gate_proxy.store.open import describe as describe_store
+from gate_proxy.store.open import open_store
 from gate_proxy.usecases import UseCases
 from gate_proxy.webhooks import Webhooks
 
@@ -43,25 +45,35 @@ async def start_gate(settings: Settings) -> Gate:
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         data_dir.chmod(0o700)
-    admin_key, created = load_or_create_admin_key(data_dir, os.environ.get("GATE_ADMIN_KEY"))
-    if created:
+    shared = settings.database_url is not None  # a fleet: keys come from mounted files
+    try:
+        admin = key_material.admin_key(data_dir, shared=shared)
+        signer = key_material.signer(data_dir, shared=shared)
+    except key_material.KeyMaterialError as exc:
+        raise StartupError(str(exc)) from None
+    if admin.created:
         # Printed once, to the terminal only (not the JSON log stream).
         print(
             f"gate-proxy: generated an admin key in {data_dir / 'admin.key'} (mode 0600):\n"
-            f"  {admin_key}\n  It is shown only this once.",
+            f"  {admin.value}\n  It is shown only this once.",
             file=sys.stderr,
             flush=True,
         )
-    signer = load_or_create_signer(data_dir)
+    admin_key = admin.value
     public_key = data_dir / "signing.pub"
-    public_key.write_text(signer.public_pem())
-    public_key.chmod(0o600)  # a file left by an older version keeps its mode on rewrite
+    if not public_key.exists() or public_key.read_text() != signer.public_pem():
+        key_material.atomic_write(public_key, signer.public_pem().encode(), 0o600)
+    tighten_mode(public_key)  # a file left by an older version keeps its mode otherwise
     metrics = GateMetrics()
     config = load_live_config(settings, metrics)
-    store = SqliteStore(
-        data_dir, signer, synchronous="FULL" if settings.durability == "full" else "NORMAL"
+    store = open_store(
+        data_dir, signer, database_url=settings.database_url, durability=settings.durability
     )
-    await store.open()
+    try:
+        await store.open()
+    except Exception as exc:
+        where = describe_store(settings.database_url, data_dir)
+        raise StartupError(f"store {where}: {type(exc).__name__}: {exc}") from None
     webhooks = Webhooks.from_settings(store, metrics, settings)  # the proxy's egress policy
     usecases = UseCases.build(
         store,
@@ -144,9 +156,10 @@ async def _start_api(gate: Gate) -> None:
 async def _start_proxy(gate: Gate) -> None:
     settings = gate.settings
     try:
+        key_material.install_ca(settings.certs_dir, shared=settings.database_url is not None)
         ca = ensure_ca(settings.certs_dir)
         bundle = combined_trust_bundle(settings.upstream_ca_bundle, settings.certs_dir)
-    except (CaError, OSError, ValueError) as exc:
+    except (CaError, OSError, ValueError, key_material.KeyMaterialError) as exc:
         raise StartupError(f"TLS: {exc}") from exc
     gate.ca = ca
     runtime = gate.proxy_runtime()

@@ -71,7 +71,7 @@ def ensure_ca(certs_dir: Path) -> CaFiles:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _atomic_write(
+        atomic_write(
             key_and_cert_path, key_pem + cert.public_bytes(serialization.Encoding.PEM), 0o600
         )
         created = True
@@ -85,13 +85,13 @@ def ensure_ca(certs_dir: Path) -> CaFiles:
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     # Keep the client-facing copy in sync with the CA mitmproxy actually signs with.
     if not cert_path.exists() or cert_path.read_bytes() != cert_pem:
-        _atomic_write(cert_path, cert_pem, 0o600)
+        atomic_write(cert_path, cert_pem, 0o600)
     if not (certs_dir / DHPARAM).exists():
         # mitmproxy would write this itself on first load; doing it here lets the
         # directory be read-only at run time.
         from mitmproxy.certs import DEFAULT_DHPARAM
 
-        _atomic_write(certs_dir / DHPARAM, DEFAULT_DHPARAM, 0o600)
+        atomic_write(certs_dir / DHPARAM, DEFAULT_DHPARAM, 0o600)
     # Every file the gate writes is 0600, public ones included: copies left by an older
     # version are tightened quietly (nothing secret was in them).
     for public in (cert_path, certs_dir / DHPARAM):
@@ -132,7 +132,7 @@ def combined_trust_bundle(extra_bundle: Path | None, out_dir: Path) -> Path | No
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{TRUST_BUNDLE_PREFIX}{digest}.pem"
     if not path.exists() or path.read_bytes() != content:
-        _atomic_write(path, content, 0o600)
+        atomic_write(path, content, 0o600)
     elif stat.S_IMODE(path.stat().st_mode) != 0o600:
         path.chmod(0o600)
     return path
@@ -234,7 +234,7 @@ def _tighten_mode(path: Path, wanted: int) -> None:
         os.chmod(path, wanted)
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+def atomic_write(path: Path, data: bytes, mode: int) -> None:
     """Write via a temp file + rename so that readers never see a half-written file and the
     file never exists with a looser mode than ``mode``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
