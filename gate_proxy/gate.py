@@ -17,7 +17,7 @@ from gate_proxy.proxy.ca import CaFiles
 from gate_proxy.proxy.engine import ProxyEngine
 from gate_proxy.proxy.runtime import ProxyRuntime
 from gate_proxy.settings import Settings
-from gate_proxy.store.sqlite import SqliteStore
+from gate_proxy.store.base import Store
 from gate_proxy.usecases import UseCases
 from gate_proxy.vault import VaultManager
 from gate_proxy.webhooks import Webhooks
@@ -27,7 +27,7 @@ from gate_proxy.webhooks import Webhooks
 class Gate:
     settings: Settings
     signer: Signer
-    store: SqliteStore
+    store: Store
     usecases: UseCases
     webhooks: Webhooks
     # Registry, policies and vault config as one snapshot: read `config.current` once.

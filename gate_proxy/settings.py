@@ -44,6 +44,12 @@ class Settings:
     # else it is closed. Also the idle keep-alive limit. A request in progress (a held one
     # included) is never cut by it.
     request_header_timeout_s: float = 30.0
+    # A fleet's shared PostgreSQL ("postgresql://user@host:5432/db"; also GATE_DATABASE_URL).
+    # None: the embedded SQLite file in data_dir. A secret when it holds a password: it is
+    # never logged.
+    database_url: str | None = None
+    # Gate processes on this box sharing the listeners (SO_REUSEPORT) and the store.
+    workers: int = 1
     # "normal": a committed event survives a crash of the gate process (SQLite WAL).
     # "full": it also survives power loss, at the cost of an fsync per commit.
     durability: str = "normal"

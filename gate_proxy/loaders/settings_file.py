@@ -48,9 +48,13 @@ def load_settings(config_dir: Path | None, overrides: dict[str, Any]) -> Setting
     path = config_dir / SETTINGS_FILE
     if path.exists():
         _apply_file(settings, path)
-    hold = os.environ.get("GATE_HOLD_TIMEOUT_MS")
-    if hold:
-        _apply(settings, "hold_timeout_ms", hold, _Origin("GATE_HOLD_TIMEOUT_MS"))
+    for variable, key in (
+        ("GATE_HOLD_TIMEOUT_MS", "hold_timeout_ms"),
+        ("GATE_DATABASE_URL", "database_url"),
+    ):
+        value = os.environ.get(variable)
+        if value:
+            _apply(settings, key, value, _Origin(variable))
     for key, value in overrides.items():
         if value is not None:
             _apply(settings, key, value, _Origin(f"--{key.replace('_', '-')}"))
@@ -180,8 +184,21 @@ def _networks(value: list[str]) -> None:
         ipaddress.ip_network(cidr, strict=False)
 
 
+def _database_url(value: str) -> None:
+    # The URL may carry a password: the message never repeats it.
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL (leave it unset for SQLite in data_dir)")
+
+
+def _workers(value: int) -> None:
+    if not 1 <= value <= 64:
+        raise ValueError("must be between 1 and 64")
+
+
 # Checks of single values, run where the value is set, so the error names its origin.
 _CHECKS: dict[str, Callable[[Any], None]] = {
+    "database_url": _database_url,
+    "workers": _workers,
     "enforce": _one_of("enforce", "shadow"),
     "durability": _one_of("normal", "full"),
     "request_header_timeout_s": _positive_seconds,

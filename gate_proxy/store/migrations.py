@@ -142,4 +142,26 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX intents_policy_created ON intents (policy, created_at);
         """,
     ),
+    (
+        3,
+        """
+        -- Several processes on one store: who runs the sweeper, which processes are alive.
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+
+        -- Dashboard sign-ins, shared by every process (the cookie's id only as SHA-256).
+        CREATE TABLE dashboard_sessions (
+            id_hash TEXT PRIMARY KEY,
+            key_hash TEXT NOT NULL,
+            principal_id TEXT NOT NULL,
+            csrf_token TEXT NOT NULL,
+            created REAL NOT NULL,
+            last_seen REAL NOT NULL
+        );
+        CREATE INDEX dashboard_sessions_key ON dashboard_sessions (key_hash);
+        """,
+    ),
 ]

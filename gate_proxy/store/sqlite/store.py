@@ -6,14 +6,23 @@ concurrent writes are committed together.
 """
 
 from gate_proxy.store.sqlite.agents import AgentTables
+from gate_proxy.store.sqlite.coordination import Coordination
 from gate_proxy.store.sqlite.executions import ExecutionTables
 from gate_proxy.store.sqlite.intents import IntentTables
 from gate_proxy.store.sqlite.ledger import LedgerReads
+from gate_proxy.store.sqlite.sessions import SessionTables
 from gate_proxy.store.sqlite.votes import VoteTables
 from gate_proxy.store.sqlite.webhooks import WebhookTables
 
 
 class SqliteStore(
-    AgentTables, IntentTables, VoteTables, ExecutionTables, WebhookTables, LedgerReads
+    AgentTables,
+    IntentTables,
+    VoteTables,
+    ExecutionTables,
+    WebhookTables,
+    LedgerReads,
+    Coordination,
+    SessionTables,
 ):
     """SQLite backend (aiosqlite), WAL mode, with group commit for the ledger."""

@@ -143,6 +143,9 @@ class GroupCommitWriter:
         head_before = (self._head.seq, self._head.hash)
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # The head is read under the write lock, never trusted from memory: another
+            # process (``--workers``) may have appended since our last batch.
+            self._load_head(conn)
             for item in batch:
                 self._apply_one(conn, item)
             self._maybe_checkpoint(conn)
@@ -239,6 +242,7 @@ class GroupCommitWriter:
     def _checkpoint_sync(self, conn: sqlite3.Connection, force: bool) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            self._load_head(conn)
             self._maybe_checkpoint(conn, force)
             conn.execute("COMMIT")
         except BaseException:
