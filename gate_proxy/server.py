@@ -26,7 +26,8 @@ from gate_proxy.proxy.engine import Listener, ListenerBindError, ProxyEngine
 from gate_proxy.settings import PRIVATE_UMASK, Settings
 from gate_proxy.store.open import describe as describe_store
 from gate_proxy.store.open import open_store
-from gate_proxy.usecases import UseCases
+from gate_proxy.usecases import Fleet, UseCases
+from gate_proxy.usecases.feed import LedgerFeed
 from gate_proxy.webhooks import Webhooks
 
 log = logging.getLogger("gate.server")
@@ -75,6 +76,9 @@ async def start_gate(settings: Settings) -> Gate:
         where = describe_store(settings.database_url, data_dir)
         raise StartupError(f"store {where}: {type(exc).__name__}: {exc}") from None
     webhooks = Webhooks.from_settings(store, metrics, settings)  # the proxy's egress policy
+    # Other processes may write this store (replicas on PostgreSQL, --workers on SQLite):
+    # leases, the ledger feed and a shared sweeper (usecases/fleet.py, usecases/feed.py).
+    fleet = Fleet(store) if settings.database_url or settings.workers > 1 else Fleet.single()
     usecases = UseCases.build(
         store,
         lambda: config.current.policies,
@@ -82,6 +86,7 @@ async def start_gate(settings: Settings) -> Gate:
         admin_key,
         environment=settings.environment,
         metrics=metrics,
+        fleet=fleet,
     )
     usecases.events.subscribe(webhooks.on_event)
     notifier = SlackNotifier.from_settings(settings)  # None unless slack_webhook_url is set
@@ -89,12 +94,17 @@ async def start_gate(settings: Settings) -> Gate:
         usecases.events.subscribe(notifier.on_event)
     gate = Gate(settings, signer, store, usecases, webhooks, config)
     try:
-        # Before any new request: what a previous run left in flight is reconciled.
+        await fleet.join()
+        # Before any new request: what a stopped process left in flight is reconciled.
         await usecases.executions.reconcile_in_flight()
         await _start_api(gate)
     except BaseException:
         await store.close()
         raise
+    if fleet.shared:
+        feed = LedgerFeed(store, usecases.events, usecases.agents)
+        gate.tasks.append(asyncio.create_task(feed.run(), name="gate-ledger-feed"))
+        gate.tasks.append(asyncio.create_task(_fleet_duties(usecases), name="gate-fleet"))
     if settings.enable_proxy:
         try:
             await _start_proxy(gate)
@@ -113,6 +123,19 @@ async def start_gate(settings: Settings) -> Gate:
         },
     )
     return gate
+
+
+async def _fleet_duties(usecases: UseCases) -> None:
+    """Stay known as alive; as the sweeper, reconcile what dead processes left in flight."""
+    fleet = usecases.fleet
+    while True:
+        await asyncio.sleep(fleet.heartbeat_s)
+        try:
+            await fleet.heartbeat()
+            if await fleet.is_sweeper():
+                await usecases.executions.reconcile_in_flight()
+        except Exception:
+            log.exception("fleet duties failed; retrying")
 
 
 async def _start_api(gate: Gate) -> None:
@@ -141,7 +164,13 @@ async def _start_api(gate: Gate) -> None:
         **server_options(gate.settings.request_header_timeout_s),
     )
     await runner.setup()
-    site = web.TCPSite(runner, gate.settings.host, gate.settings.port, reuse_address=True)
+    site = web.TCPSite(
+        runner,
+        gate.settings.host,
+        gate.settings.port,
+        reuse_address=True,
+        reuse_port=gate.settings.workers > 1,  # --workers share the port (SO_REUSEPORT)
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -179,6 +208,7 @@ async def _start_proxy(gate: Gate) -> None:
             "body_size_limit": str(settings.proxy_body_limit + 1),
             "tcp_timeout": settings.tcp_timeout_s,
         },
+        reuse_port=settings.workers > 1,
     )
     try:
         await engine.start()
@@ -218,9 +248,14 @@ def proxy_routes(gate: Gate) -> Callable[[web.Application], None]:
     return add
 
 
+DRAIN_S = 10.0
+
+
 async def stop_gate(gate: Gate) -> None:
     if gate.engine is not None:
-        await gate.engine.stop()
+        # New connections are refused at once; requests already upstream may finish.
+        upstream = gate.runtime.upstream if gate.runtime is not None else set()
+        await gate.engine.stop(drained=lambda: not upstream, drain_s=DRAIN_S)
     if gate.runtime is not None:
         await gate.runtime.held.close()
         if gate.runtime.vault is not None:
@@ -233,6 +268,7 @@ async def stop_gate(gate: Gate) -> None:
     if gate.runner is not None:
         await gate.runner.cleanup()
     await gate.webhooks.close()
+    await gate.usecases.fleet.leave()
     await gate.usecases.close()
     await gate.store.close()
 

@@ -191,6 +191,16 @@ class Webhooks:
         )
         return response.status
 
+    @property
+    def pending(self) -> int:
+        """Deliveries still being attempted (retries included)."""
+        return len(self._tasks)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for the deliveries under way (a short-lived process, e.g. the CLI)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -30,7 +30,9 @@ from upstreams import RecordedRequest, Reply, Upstream, status
 from gate_proxy.core.intents import Intent, Status
 from gate_proxy.core.pii import mask_pii
 from gate_proxy.dashboard.sessions import SessionStore
+from gate_proxy.keys import load_or_create_signer
 from gate_proxy.notify import SlackNotifier, pending_message
+from gate_proxy.store.sqlite import SqliteStore
 
 POLICIES = {
     "finance-high-risk": "id: finance-high-risk\nrequire_approval: always\nexpiry_minutes: 15\n",
@@ -560,24 +562,40 @@ def test_mask_pii() -> None:
         assert mask_pii(text) == text
 
 
-def test_sessions_expire_when_idle_and_at_their_absolute_limit() -> None:
+async def test_sessions_expire_when_idle_and_at_their_absolute_limit(tmp_path: Path) -> None:
     now = [1000.0]
-    store = SessionStore(ttl_s=100, idle_s=10, clock=lambda: now[0])
-    token, session = store.create("hash", "rev_1")
-    assert store.get(token) is session
-    now[0] += 9
-    assert store.get(token) is session  # activity resets the idle clock
-    now[0] += 11
-    assert store.get(token) is None  # idle too long
-    token, session = store.create("hash", "rev_1")
-    for _ in range(12):
+    backing = SqliteStore(tmp_path, load_or_create_signer(tmp_path))
+    await backing.open()
+    try:
+        store = SessionStore(backing, ttl_s=100, idle_s=10, clock=lambda: now[0])
+        token, session = await store.create("hash", "rev_1")
+        assert session.same_as(await store.get(token))
         now[0] += 9
-        store.get(token)
-    assert store.get(token) is None  # past the absolute lifetime despite activity
-    token, session = store.create("hash", "rev_1")
-    assert session.csrf_matches(session.csrf_token) and not session.csrf_matches("x")
-    store.drop_key("hash")
-    assert store.get(token) is None
+        assert session.same_as(await store.get(token))  # activity resets the idle clock
+        now[0] += 11
+        assert await store.get(token) is None  # idle too long
+        token, session = await store.create("hash", "rev_1")
+        for _ in range(12):
+            now[0] += 9
+            await store.get(token)
+        assert await store.get(token) is None  # past the absolute lifetime despite activity
+        token, session = await store.create("hash", "rev_1")
+        assert session.csrf_matches(session.csrf_token) and not session.csrf_matches("x")
+        # Another process on the same store sees the session, and its sign-out.
+        other = SqliteStore(tmp_path, load_or_create_signer(tmp_path))
+        await other.open()
+        try:
+            elsewhere = SessionStore(other, ttl_s=100, idle_s=10, clock=lambda: now[0])
+            assert session.same_as(await elsewhere.get(token))
+            await store.drop_key("hash")
+            assert await elsewhere.get(token) is None
+        finally:
+            await other.close()
+        # Only the id's hash is stored: the cookie value is nowhere in the database.
+        stored = b"".join(path.read_bytes() for path in tmp_path.glob("gate.db*"))
+        assert session.id_hash.encode() in stored and token.encode() not in stored
+    finally:
+        await backing.close()
 
 
 # -- live updates --------------------------------------------------------------------------------

@@ -31,9 +31,12 @@ DASHBOARD = web.AppKey("dashboard", Dashboard)
 def add_dashboard(app: web.Application, gate: "Gate") -> None:
     """Register every dashboard route on the control API app, and subscribe to intent events."""
     settings = gate.settings
-    dashboard = Dashboard(gate, SessionStore(settings.session_ttl_s, settings.session_idle_s))
-    dashboard.hub = EventHub(dashboard.render)
+    sessions = SessionStore(gate.store, settings.session_ttl_s, settings.session_idle_s)
+    dashboard = Dashboard(gate, sessions)
+    hub = dashboard.hub = EventHub(dashboard.render)
     gate.usecases.events.subscribe(dashboard.on_event)
+    # Intents decided by other processes on the same store reach the live queue too.
+    gate.usecases.events.subscribe_remote(dashboard.on_event, lambda: len(hub) > 0)
     app[DASHBOARD] = dashboard
     app.on_response_prepare.append(add_security_headers)
 

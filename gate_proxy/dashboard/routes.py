@@ -66,16 +66,16 @@ class Dashboard:
 
     async def reviewer(self, request: web.Request) -> tuple[Session, Principal]:
         """The signed-in reviewer; the key is re-checked each time (revocation bites at once)."""
-        session = self.sessions.get(request.cookies.get(COOKIE))
+        session = await self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             raise Unauthenticated("not_signed_in", "sign in to the dashboard")
         try:
             principal = await self.usecases.agents.authenticate_hash(session.key_hash)
         except GateError as exc:
-            self.sessions.drop_key(session.key_hash)
+            await self.sessions.drop_key(session.key_hash)
             raise Unauthenticated("session_ended", f"signed out: {exc.message}") from exc
         if not principal.can_review or principal.id != session.principal_id:
-            self.sessions.drop(session)
+            await self.sessions.drop(session)
             raise Unauthenticated("session_ended", "signed out: this key may no longer review")
         return session, principal
 
@@ -171,7 +171,7 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
             if is_form:  # a plain form post: back to the page, with no key in the URL
                 raise web.HTTPSeeOther(f"/dashboard?login={exc.error}") from exc
             raise
-        token, session = sessions.create(hash_key(key), principal.id)
+        token, session = await sessions.create(hash_key(key), principal.id)
         if is_form:
             response = web.Response(status=303, headers={"Location": "/dashboard"})
         else:
@@ -181,11 +181,11 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
 
     async def logout(request: web.Request) -> web.Response:
         require_same_origin(request)
-        session = sessions.get(request.cookies.get(COOKIE), touch=False)
+        session = await sessions.get(request.cookies.get(COOKIE), touch=False)
         if session is not None:
             if not session.csrf_matches(request.headers.get("X-CSRF-Token")):
                 raise NotPermitted("csrf_failed", "missing or wrong X-CSRF-Token")
-            sessions.drop(session)
+            await sessions.drop(session)
         response = web.Response(status=204)
         _clear_cookie(request, response)
         return response
@@ -266,7 +266,7 @@ def handlers(dashboard: Dashboard) -> dict[str, Any]:
                     break
                 # The session is checked before every write, so a sign-out, an expiry
                 # or a revoked key ends the stream within one heartbeat.
-                if sessions.get(token) is not session:
+                if not session.same_as(await sessions.get(token)):
                     await response.write(sse_message("signed_out", {"reason": "session ended"}))
                     break
                 try:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ class ProxyEngine:
         trusted_ca_bundle: Path | None = None,
         ssl_insecure: bool = False,
         extra_options: dict[str, Any] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         if not listeners:
             raise ValueError("at least one listener is required")
@@ -112,6 +114,7 @@ class ProxyEngine:
         self._trusted_ca_bundle = trusted_ca_bundle
         self._ssl_insecure = ssl_insecure
         self._extra_options = dict(extra_options or {})
+        self._reuse_port = reuse_port  # several processes on the same ports (--workers)
         self._master: master.Master | None = None
         self._task: asyncio.Task[None] | None = None
         self._specs: dict[str, str] = {}  # listener name -> spec given to mitmproxy
@@ -137,6 +140,10 @@ class ProxyEngine:
                 "another ProxyEngine is running in this process (mitmproxy's ctx.master is global)"
             )
         self._specs = self._resolve_specs()
+        if self._reuse_port:
+            from gate_proxy.proxy import reuseport
+
+            reuseport.enable()
 
         opts = options.Options()
         m = master.Master(opts, event_loop=asyncio.get_running_loop(), with_termlog=False)
@@ -202,8 +209,11 @@ class ProxyEngine:
             ", ".join(f"{n}={p}" for n, p in self.bound_ports.items()),
         )
 
-    async def stop(self) -> None:
-        """Close the listeners, abort open client connections, stop the master.
+    async def stop(
+        self, *, drained: Callable[[], bool] | None = None, drain_s: float = 0.0
+    ) -> None:
+        """Close the listeners, let requests already upstream finish (while ``drained()``
+        is false, at most ``drain_s``), abort open client connections, stop the master.
 
         Idempotent. Held flows see ``client_disconnected`` as their connections close.
         """
@@ -224,6 +234,8 @@ class ProxyEngine:
                         await asyncio.wait_for(inst.stop(), STOP_TIMEOUT)
                     except Exception as e:  # stopping must not be blocked by a close error
                         logger.warning("closing proxy listener %s failed: %r", inst.mode, e)
+                if drained is not None:
+                    await _drain(drained, drain_s)
                 await self._close_connections(ps)
             m.shutdown()
             if task is not None:
@@ -329,6 +341,14 @@ class ProxyEngine:
         legacy_log = getattr(m, "_legacy_log_events", None)
         if legacy_log is not None:
             legacy_log.uninstall()
+
+
+async def _drain(drained: Callable[[], bool], drain_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + drain_s
+    while not drained() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    if not drained():
+        logger.warning("stopping with requests still upstream after %.0fs", drain_s)
 
 
 def _free_port(host: str, *, udp: bool) -> int:

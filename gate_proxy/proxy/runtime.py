@@ -125,3 +125,5 @@ class ProxyRuntime:
     held: HeldRequests = field(default_factory=HeldRequests)
     vault: VaultManager | None = None
     started_at: str = field(default_factory=utc_iso)
+    # Flows sent upstream and not yet answered (by id): a stopping gate waits for them.
+    upstream: set[str] = field(default_factory=set)

@@ -17,6 +17,7 @@ from gate_proxy.usecases.agents import Agents
 from gate_proxy.usecases.events import EventBus, agent_key
 from gate_proxy.usecases.executions import Executions
 from gate_proxy.usecases.expiry import Expiry
+from gate_proxy.usecases.fleet import Fleet
 from gate_proxy.usecases.orders import Orders
 from gate_proxy.usecases.proposals import Outcome, Proposals
 from gate_proxy.usecases.records import Proposal, review_hash
@@ -28,6 +29,7 @@ __all__ = [
     "EventBus",
     "Executions",
     "Expiry",
+    "Fleet",
     "Orders",
     "Outcome",
     "Proposal",
@@ -50,6 +52,7 @@ class UseCases:
     expiry: Expiry
     executions: Executions
     orders: Orders
+    fleet: Fleet
 
     @classmethod
     def build(
@@ -61,11 +64,13 @@ class UseCases:
         *,
         environment: str | None = None,
         metrics: GateMetrics | None = None,
+        fleet: Fleet | None = None,
     ) -> "UseCases":
         metrics = metrics or GateMetrics()
+        fleet = fleet or Fleet.single()
         events = EventBus()
         agents = Agents(store, admin_key, events)
-        expiry = Expiry(store, events)
+        expiry = Expiry(store, events, fleet)
         proposals = Proposals(
             store,
             policies,
@@ -73,11 +78,14 @@ class UseCases:
             metrics,
             environment=environment,
             expiry_wakeup=expiry.wakeup,
+            instance=fleet.instance,
         )
         review = Review(store, expiry, events, metrics)
-        executions = Executions(store, agents, expiry, events)
+        executions = Executions(store, agents, expiry, events, fleet)
         orders = Orders(store, signer, agents, review, events)
-        return cls(store, metrics, events, agents, proposals, review, expiry, executions, orders)
+        return cls(
+            store, metrics, events, agents, proposals, review, expiry, executions, orders, fleet
+        )
 
     async def close(self) -> None:
         await self.events.close()

@@ -18,7 +18,9 @@ from gate_proxy.principal import Principal, Role, admin_principal
 from gate_proxy.store.base import DuplicateKey, EventDraft, Row, Store
 from gate_proxy.usecases.events import EventBus, agent_key
 
-AUTH_CACHE_SECONDS = 2.0
+# A revocation made by another process takes effect here within this (the ledger feed
+# usually drops the cache sooner).
+AUTH_CACHE_SECONDS = 0.5
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 RISK_TIERS = ("standard", "elevated", "restricted")
 
@@ -31,6 +33,10 @@ class Agents:
         # key hash -> (valid until, principal or None, status); short, so a revocation
         # made elsewhere takes effect within AUTH_CACHE_SECONDS (at once in this process).
         self._auth_cache: dict[str, tuple[float, Principal | None, str]] = {}
+
+    def forget_cached(self) -> None:
+        """An agent changed status somewhere: the next request reads the store."""
+        self._auth_cache.clear()
 
     async def authenticate(self, key: str | None) -> Principal:
         """Resolve an API key: Unauthenticated for unknown keys, NotPermitted for

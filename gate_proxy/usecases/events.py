@@ -27,12 +27,17 @@ class EventBus:
         self._waiters: dict[str, set[asyncio.Future[str]]] = {}
         self._listeners: list[Listener] = []
         self._background: set[asyncio.Task[Any]] = set()
+        # Other processes on the same store (usecases/feed.py): listeners told of their
+        # changes too, while ``active()`` says someone is watching (dashboard streams).
+        self._remote: list[tuple[Listener, Callable[[], bool]]] = []
+        self.interest = asyncio.Event()  # set whenever a waiter is added
 
     # -- waiters (held requests) ------------------------------------------------------------
 
     def wait(self, key: str) -> asyncio.Future[str]:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, set()).add(future)
+        self.interest.set()
         future.add_done_callback(lambda f: self._discard(key, f))
         return future
 
@@ -61,16 +66,44 @@ class EventBus:
     def has_listeners(self) -> bool:
         return bool(self._listeners)
 
+    def subscribe_remote(self, listener: Listener, active: Callable[[], bool]) -> None:
+        """Also be told of changes made by other processes on this store (the dashboard's
+        live queue). Webhooks and Slack are not: the process that made a change tells them,
+        so nothing fires twice."""
+        self._remote.append((listener, active))
+
+    @property
+    def remote_listening(self) -> bool:
+        return any(active() for _, active in self._remote)
+
+    @property
+    def watching_remote(self) -> bool:
+        """Someone here cares what other processes change: a held request or a stream."""
+        return bool(self._waiters) or self.remote_listening
+
+    def publish_remote(self, event: str, intent: Intent, actor: str) -> None:
+        for listener, active in self._remote:
+            if active():
+                self._spawn(listener(event, intent, actor))
+
     def publish(self, event: str, intent: Intent, actor: str) -> None:
         for listener in self._listeners:
-            task = asyncio.create_task(listener(event, intent, actor))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(listener(event, intent, actor))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def transitioned(self, intent: Intent, event: str, actor: str) -> None:
         """An intent changed status: wake its waiters, tell the listeners."""
         self.notify(intent.id, intent.status)
         self.publish(event, intent, actor)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for the listeners already told (a short-lived process, e.g. the CLI)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout_s)
 
     async def close(self) -> None:
         for task in list(self._background):

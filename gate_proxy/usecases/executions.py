@@ -11,17 +11,21 @@ from gate_proxy.store.base import Conflict, EventDraft, Store
 from gate_proxy.usecases.agents import Agents
 from gate_proxy.usecases.events import EventBus
 from gate_proxy.usecases.expiry import Expiry
+from gate_proxy.usecases.fleet import Fleet
 from gate_proxy.usecases.records import execution_requested
 
 log = logging.getLogger("gate.executions")
 
 
 class Executions:
-    def __init__(self, store: Store, agents: Agents, expiry: Expiry, events: EventBus) -> None:
+    def __init__(
+        self, store: Store, agents: Agents, expiry: Expiry, events: EventBus, fleet: Fleet
+    ) -> None:
         self.store = store
         self.agents = agents
         self.expiry = expiry
         self.events = events
+        self.fleet = fleet
 
     async def claim(self, intent: Intent, actor: str) -> None:
         """Turn an approval into its one execution; a second claim gets Conflict.
@@ -38,7 +42,7 @@ class Executions:
             (Status.APPROVED,),
             Status.SCHEDULED,
             {"executed_at": utc_iso()},
-            [execution_requested(intent, actor)],
+            [execution_requested(intent, actor, self.fleet.instance)],
         )
 
     async def record_outcome(
@@ -67,18 +71,24 @@ class Executions:
                 self.events.publish(event, intent, "proxy")
 
     async def reconcile_in_flight(self) -> int:
-        """At start: proxied executions a previous run requested but never saw finish.
+        """Proxied executions whose gate process stopped before their outcome was recorded.
 
         Their `execution_requested` is on the ledger (write-ahead), their outcome is not:
-        the gate stopped while the request was in flight, so whether the upstream got it
-        is unknown. They become `failed` with reason `execution_unknown`, visible as such
-        in the dashboard and the ledger, instead of staying `scheduled` forever. One gate
-        process per store (the scale-out issue adds leases for several).
+        the process stopped while the request was in flight, so whether the upstream got
+        it is unknown. They become `failed` with reason `execution_unknown`, visible as
+        such in the dashboard and the ledger, instead of staying `scheduled` forever.
+        Alone on its store, a process reconciles everything at start; in a fleet, the
+        sweeper reconciles what processes that are no longer alive left behind.
         """
+        candidates = await self.store.list_intents(status=Status.SCHEDULED, limit=1_000_000)
+        candidates = [intent for intent in candidates if intent.source == "proxy"]
+        if self.fleet.shared and candidates:
+            live = await self.fleet.live_instances()
+            candidates = [
+                intent for intent in candidates if await self._carrier(intent) not in live
+            ]
         reconciled = 0
-        for intent in await self.store.list_intents(status=Status.SCHEDULED, limit=1_000_000):
-            if intent.source != "proxy":
-                continue  # API executions are reported by their worker with a token
+        for intent in candidates:
             message = (
                 "execution_unknown: the gate stopped while this request was in flight; "
                 "it may or may not have reached the upstream"
@@ -104,7 +114,15 @@ class Executions:
             reconciled += 1
         if reconciled:
             log.warning(
-                "reconciled executions left in flight by a previous run",
+                "reconciled executions left in flight by a stopped gate process",
                 extra={"event": "reconciled", "count": reconciled},
             )
         return reconciled
+
+    async def _carrier(self, intent: Intent) -> str | None:
+        """The process that carried the intent's execution (None: unknown, an older gate)."""
+        events = await self.store.ledger_events(intent_id=intent.id)
+        for event in reversed(events):
+            if event["type"] == Event.EXECUTION_REQUESTED:
+                return event["data"].get("instance")
+        return None

@@ -12,6 +12,7 @@ from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.errors import not_found
 from gate_proxy.store.base import Conflict, EventDraft, Store
 from gate_proxy.usecases.events import EventBus
+from gate_proxy.usecases.fleet import Fleet
 
 log = logging.getLogger("gate.expiry")
 
@@ -19,9 +20,10 @@ MAX_SLEEP_S = 60.0
 
 
 class Expiry:
-    def __init__(self, store: Store, events: EventBus) -> None:
+    def __init__(self, store: Store, events: EventBus, fleet: Fleet | None = None) -> None:
         self.store = store
         self.events = events
+        self.fleet = fleet or Fleet.single()
         self.wakeup = asyncio.Event()  # set when an earlier deadline may exist
 
     async def current(self, intent: Intent | None) -> Intent:
@@ -66,13 +68,18 @@ class Expiry:
         return min(delay, MAX_SLEEP_S)
 
     async def run(self) -> None:
-        """Expire intents at their deadline, sleeping exactly until the next one."""
+        """Expire intents at their deadline, sleeping exactly until the next one. In a
+        fleet only the holder of the sweeper lease sweeps, and everyone looks again each
+        heartbeat (a deadline set by another process wakes nobody here)."""
+        fleet = self.fleet
         while True:
             try:
-                delay = await self.sweep()
+                delay = await self.sweep() if await fleet.is_sweeper() else MAX_SLEEP_S
             except Exception:
                 log.exception("expiry sweep failed")
                 delay = MAX_SLEEP_S
+            if fleet.shared:
+                delay = min(delay, fleet.heartbeat_s)
             self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=delay)

@@ -52,6 +52,7 @@ class Proposals:
         *,
         environment: str | None = None,
         expiry_wakeup: asyncio.Event | None = None,
+        instance: str = "",
     ) -> None:
         self.store = store
         self._policies = policies
@@ -59,6 +60,7 @@ class Proposals:
         self.metrics = metrics
         self.environment = environment
         self._expiry_wakeup = expiry_wakeup
+        self.instance = instance  # the gate process that carries what it auto-approves
 
     async def propose(
         self, caller: Principal, proposal: Proposal, policies: Policies | None = None
@@ -117,7 +119,7 @@ class Proposals:
                 and not verdict.shadow
             ):
                 intent = intent.with_status(Status.SCHEDULED, executed_at=intent.created_at)
-                events.append(execution_requested(intent, caller.name))
+                events.append(execution_requested(intent, caller.name, self.instance))
             return intent, events
 
         try:

@@ -246,8 +246,9 @@ def duplicate_record(
     return intent, events, verdict
 
 
-def execution_requested(intent: Intent, actor: str) -> EventDraft:
-    """The write-ahead record of a proxied execution: durable before the request leaves."""
+def execution_requested(intent: Intent, actor: str, instance: str) -> EventDraft:
+    """The write-ahead record of a proxied execution: durable before the request leaves.
+    ``instance``: the gate process carrying it (usecases/fleet.py)."""
     return EventDraft(
         Event.EXECUTION_REQUESTED,
         intent.id,
@@ -258,5 +259,6 @@ def execution_requested(intent: Intent, actor: str) -> EventDraft:
             "method": intent.method,
             "url": intent.url,
             "fingerprint": intent.fingerprint,
+            "instance": instance,
         },
     )

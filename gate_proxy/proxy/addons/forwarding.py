@@ -110,6 +110,7 @@ class GateForwarding:
         # Runs after the decision: only requests that really go upstream get here.
         if flow.response or flow.error or not flow.live:
             return
+        self.runtime.upstream.add(flow.id)
         state_of(flow).deadline = asyncio.ensure_future(self._upstream_deadline(flow))
 
     async def _upstream_deadline(self, flow: http.HTTPFlow) -> None:
@@ -161,6 +162,7 @@ class GateForwarding:
 
     @fail_closed("response")
     def response(self, flow: http.HTTPFlow) -> None:
+        self.runtime.upstream.discard(flow.id)
         if flow.response is None:
             return
         state = state_of(flow)
@@ -185,6 +187,7 @@ class GateForwarding:
         self._record(in_flight, code < 500, {"status_code": code})
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self.runtime.upstream.discard(flow.id)
         state = state_of(flow)
         if state.deadline is not None:
             state.deadline.cancel()

@@ -12,6 +12,7 @@ import logging
 import secrets
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,9 @@ class GroupCommitWriter:
         self._flusher: asyncio.Task[None] | None = None
         self._head = _Head()
         self._closed = False
+        # (first, last) sequence numbers of batches this process committed, newest last:
+        # the ledger feed skips them (this process already told its own listeners).
+        self._own_ranges: deque[tuple[int, int]] = deque(maxlen=4096)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         # aiosqlite runs each call on its connection's own thread; _execute lets one call
@@ -108,6 +112,15 @@ class GroupCommitWriter:
         self._queue.put_nowait(_Write(fn, [], future, builds_events=True))
         return await future
 
+    def written_here(self, seq: int) -> bool:
+        """Whether this process committed ledger event ``seq`` (recently)."""
+        for first, last in reversed(self._own_ranges):
+            if last < seq:
+                return False
+            if first <= seq:
+                return True
+        return False
+
     async def append(self, events: list[EventDraft]) -> None:
         await self.write(None, events)
 
@@ -146,10 +159,13 @@ class GroupCommitWriter:
             # The head is read under the write lock, never trusted from memory: another
             # process (``--workers``) may have appended since our last batch.
             self._load_head(conn)
+            first = self._head.seq + 1
             for item in batch:
                 self._apply_one(conn, item)
             self._maybe_checkpoint(conn)
             conn.execute("COMMIT")
+            if self._head.seq >= first:
+                self._own_ranges.append((first, self._head.seq))
         except BaseException:
             self._head.seq, self._head.hash = head_before
             with contextlib.suppress(sqlite3.Error):
