@@ -203,8 +203,15 @@ def test_a_client_that_left_during_the_hold_gets_nothing_sent(env: Env) -> None:
     wait_until(lambda: any(h["agentId"] == agent["agentId"] for h in env.held()))
     intent_id = next(h["intentId"] for h in env.held() if h["agentId"] == agent["agentId"])
     sock.close()
-    # The gate notices while the hold is still waiting, not only once it ends.
+    # The gate notices while the hold is still waiting, not only once it ends, and says so
+    # on the ledger (the dashboard shows the audit trail): the intent is still pending.
     wait_until(lambda: not any(h["agentId"] == agent["agentId"] for h in env.held()))
+    with env.gate.admin() as admin:
+        wait_until(
+            lambda: "hold_client_left"
+            in [e["eventType"] for e in admin.get(f"/v1/intents/{intent_id}/audit").json()]
+        )
+        assert admin.get(f"/v1/intents/{intent_id}").json()["status"] == "pending_approval"
     assert env.admin_post(f"/v1/intents/{intent_id}/approve").status_code == 200
     assert not env.received(mark)
     # The agent comes back and re-sends the same request with the intent id: once.

@@ -604,7 +604,9 @@ def test_serve_refuses_a_destination_that_resolves_to_loopback(
         assert body["reason_code"] == "egress_address_denied"
         assert body["egress"]["reason"] == "loopback"
         assert upstream.connections == []  # refused before any upstream connection
-        intent_id = response.headers["X-Gate-Intent-Id"]  # the approved, now failed, intent
+        assert "the approval was not used" in body["message"]
+        # The approved intent was never sent: its approval is released, not spent.
+        intent_id = response.headers["X-Gate-Intent-Id"]
         deadline = time.monotonic() + 10
         events: list[str] = []
         while time.monotonic() < deadline:
@@ -612,10 +614,12 @@ def test_serve_refuses_a_destination_that_resolves_to_loopback(
                 events = [
                     e["eventType"] for e in admin.get(f"/v1/intents/{intent_id}/audit").json()
                 ]
-            if "execution_failed" in events:
+            if "execution_not_sent" in events:
                 break
             time.sleep(0.1)
-        assert events[-2:] == ["execution_requested", "execution_failed"]
+        assert events[-2:] == ["execution_requested", "execution_not_sent"]
+        with gate.admin() as admin:
+            assert admin.get(f"/v1/intents/{intent_id}").json()["status"] == "approved"
 
 
 def test_serve_allows_it_with_the_operator_allowlist_but_never_its_own_ports(

@@ -52,6 +52,9 @@ default:
 "127.0.0.1:{dead}":
   paths:
     /v1/replies: {{method: POST, destination: zendesk.reply, policy: support-reply}}
+unresolvable.gate-test.invalid:
+  paths:
+    /v1/refunds: {{method: POST, destination: stripe.refund, policy: finance-high-risk}}
 routes:
   - prefix: /stripe/
     upstream: http://127.0.0.1:{plain}/
@@ -582,13 +585,48 @@ def test_holds_do_not_block_other_traffic(env: Env, agent: dict[str, Any]) -> No
 # -- failures ------------------------------------------------------------------------------------
 
 
-def test_upstream_refused_is_502_json_and_recorded(env: Env, agent: dict[str, Any]) -> None:
+def test_upstream_refused_is_502_and_the_approval_stays_usable(
+    env: Env, agent: dict[str, Any]
+) -> None:
+    """A refused connection means nothing left the gate: 502, and the approval is released
+    (recorded as execution_not_sent), so the same request may be retried with it."""
+    url = f"http://127.0.0.1:{env.dead_port}/v1/replies"
     with env.client(agent) as client:
-        response = client.post(f"http://127.0.0.1:{env.dead_port}/v1/replies", json={"m": "x"})
-    assert response.status_code == 502
-    assert response.json()["error"] == "upstream_unreachable"
-    intent_id = _latest_intent(env, agent)
-    wait_for(lambda: audit(env, intent_id)[-1] == "execution_failed")
+        response = client.post(url, json={"m": "x"})
+        assert response.status_code == 502
+        assert response.json()["error"] == "upstream_unreachable"
+        intent_id = _latest_intent(env, agent)
+        wait_for(lambda: audit(env, intent_id)[-1] == "execution_not_sent")
+        with env.gate.admin() as admin:
+            assert admin.get(f"/v1/intents/{intent_id}").json()["status"] == "approved"
+        again = client.post(url, json={"m": "x"}, headers={"X-Gate-Intent-Id": intent_id})
+        assert again.status_code == 502  # tried again (not 409: the approval was unspent)
+    wait_for(lambda: audit(env, intent_id).count("execution_not_sent") == 2)
+    assert audit(env, intent_id)[-4:] == [
+        "execution_requested",
+        "execution_not_sent",
+        "execution_requested",
+        "execution_not_sent",
+    ]
+
+
+def test_an_unresolvable_host_after_approval_is_502_and_the_approval_stays_usable(
+    env: Env, agent: dict[str, Any]
+) -> None:
+    url = "http://unresolvable.gate-test.invalid/v1/refunds"
+    with env.client(agent) as client:
+        pending = client.post(url, json={"amount": 5})
+        assert pending.status_code == 202, pending.text
+        intent_id = pending.headers["X-Gate-Intent-Id"]
+        approve(env, intent_id)
+        retry = client.post(url, json={"amount": 5}, headers={"X-Gate-Intent-Id": intent_id})
+    assert retry.status_code == 502, retry.text
+    body = retry.json()
+    assert body["error"] == "upstream_unresolvable"
+    assert "stays valid until it expires" in body["message"]
+    wait_for(lambda: audit(env, intent_id)[-1] == "execution_not_sent")
+    with env.gate.admin() as admin:
+        assert admin.get(f"/v1/intents/{intent_id}").json()["status"] == "approved"
 
 
 def test_streaming_response_arrives_as_it_is_sent(tmp_path: Path) -> None:

@@ -45,6 +45,12 @@ class Event(StrEnum):
     EXECUTION_REQUESTED = "execution_requested"
     EXECUTION_SUCCEEDED = "execution_succeeded"
     EXECUTION_FAILED = "execution_failed"
+    # scheduled -> approved: the request never left the gate (DNS failure, refused
+    # connection, egress denial), so the one execution it authorises is still unspent.
+    EXECUTION_NOT_SENT = "execution_not_sent"
+    # Not a transition: a client held with X-Gate-Wait disconnected before the decision.
+    # The intent stays as it is; the agent re-sends with X-Gate-Intent-Id.
+    HOLD_CLIENT_LEFT = "hold_client_left"
     # Not an intent transition: records a single reviewer's vote when N-of-M applies.
     APPROVAL_VOTE = "approval_vote"
 

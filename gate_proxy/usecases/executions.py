@@ -70,6 +70,35 @@ class Executions:
             if intent is not None:
                 self.events.publish(event, intent, "proxy")
 
+    async def release_unsent(self, intent_id: str, agent_id: str, detail: dict[str, Any]) -> None:
+        """The request never left the gate: the approval is unspent and stays usable (until
+        its deadline). The ledger keeps the failed attempt: execution_requested, then
+        execution_not_sent with the reason."""
+        event = EventDraft(Event.EXECUTION_NOT_SENT, intent_id, "proxy", agent_id, detail)
+        try:
+            await self.store.transition_intent(
+                intent_id, (Status.SCHEDULED,), Status.APPROVED, {"executed_at": None}, [event]
+            )
+        except Conflict:
+            log.warning(
+                "an unsent execution was no longer in flight", extra={"intent_id": intent_id}
+            )
+            return
+        self.events.notify(intent_id, Status.APPROVED)
+
+    async def record_client_left(self, intent: Intent, held_since: str) -> None:
+        """A held client went away before the decision: say so on the ledger (and so in the
+        dashboard's audit trail), so an approval given later is understood to release
+        nothing until the agent re-sends with X-Gate-Intent-Id."""
+        event = EventDraft(
+            Event.HOLD_CLIENT_LEFT,
+            intent.id,
+            "proxy",
+            intent.agent_id,
+            {"held_since": held_since, "status": intent.status},
+        )
+        await self.store.append([event])
+
     async def reconcile_in_flight(self) -> int:
         """Proxied executions whose gate process stopped before their outcome was recorded.
 

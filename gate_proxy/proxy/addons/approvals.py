@@ -152,6 +152,7 @@ class Approvals:
             # stays as it is; the agent re-sends with X-Gate-Intent-Id.
             state_of(flow).outcome = "client_left"
             flow.kill()
+            await usecases.executions.record_client_left(current or intent, held.held_since)
             return
         if current is None:
             raise RuntimeError("held intent vanished")

@@ -45,6 +45,7 @@ from gate_proxy.proxy.flowstate import state_of
 log = logging.getLogger("gate.proxy")
 
 REASON_CODE = "egress_address_denied"
+UNRESOLVABLE = "unresolvable"  # egress_resolver: the host name did not resolve
 
 Pins = dict[tuple[str, int], tuple[str, ...]]
 
@@ -75,32 +76,51 @@ class EgressGuard:
     def _deny(self, flow: http.HTTPFlow, host: str, port: int, verdict: Verdict) -> None:
         state = state_of(flow)
         in_flight, state.in_flight = state.in_flight, None
-        # The request's one record line (GateRecord) says what happened: a refusal after
-        # the decision, with the egress reason.
-        state.outcome, state.reason = "blocked", f"{REASON_CODE}:{verdict.reason}"
-        refuse(
-            flow,
-            gate_response(
+        unresolvable = verdict.reason == UNRESOLVABLE
+        kept = (
+            "; the approval was not used and stays valid until it expires"
+            if in_flight is not None
+            else ""
+        )
+        if unresolvable:
+            # Not a policy refusal: the name did not resolve (now). Nothing was sent.
+            state.outcome, state.reason = "error", "upstream_unresolvable"
+            answer = gate_response(
+                502,
+                status="error",
+                error="upstream_unresolvable",
+                reason_code="upstream_unresolvable",
+                message=f"{host}:{port}: the name did not resolve; nothing was sent upstream{kept}",
+                intent_id=in_flight.intent_id if in_flight else None,
+                destination=host,
+            )
+        else:
+            # The request's one record line (GateRecord) says what happened: a refusal
+            # after the decision, with the egress reason.
+            state.outcome, state.reason = "blocked", f"{REASON_CODE}:{verdict.reason}"
+            answer = gate_response(
                 403,
                 status="blocked",
                 reason_code=REASON_CODE,
-                message=f"{host}:{port}: {verdict.message}; nothing was sent upstream "
+                message=f"{host}:{port}: {verdict.message}; nothing was sent upstream{kept} "
                 "(allow it deliberately with egress_allow in gate.yaml)",
                 intent_id=in_flight.intent_id if in_flight else None,
                 destination=host,
                 egress={"reason": verdict.reason, "address": verdict.address},
-            ),
-        )
+            )
+        refuse(flow, answer)
         usecases = self.runtime.usecases
-        usecases.metrics.upstream_errors.inc("egress_denied")
+        usecases.metrics.upstream_errors.inc("unresolvable" if unresolvable else "egress_denied")
         if in_flight is not None:
-            # The decision already wrote execution_requested; the ledger must say it failed
-            # (GateForwarding would otherwise count the 403 as a delivered request).
-            detail = {"error": REASON_CODE, "reason": verdict.reason, "address": verdict.address}
+            # The decision already wrote execution_requested; nothing left the gate, so the
+            # approval is released (the ledger records the attempt and why it was not sent).
+            detail = {
+                "error": "upstream_unresolvable" if unresolvable else REASON_CODE,
+                "reason": verdict.reason,
+                "address": verdict.address,
+            }
             task = asyncio.ensure_future(
-                usecases.executions.record_outcome(
-                    in_flight.intent_id, in_flight.agent_id, False, detail
-                )
+                usecases.executions.release_unsent(in_flight.intent_id, in_flight.agent_id, detail)
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -96,6 +96,15 @@ def synthetic_timeout_response(timeout_s: float) -> bytes:
     return head.encode() + body
 
 
+def _request_sent(flow: http.HTTPFlow) -> bool:
+    """Whether any byte of the request may have reached the upstream: only once the TCP
+    connection (and, for HTTPS, the TLS handshake) was established."""
+    server = flow.server_conn
+    if server.timestamp_tcp_setup is None:
+        return False
+    return not (server.tls and server.timestamp_tls_setup is None)
+
+
 class GateForwarding:
     def __init__(self, runtime: ProxyRuntime) -> None:
         self.runtime = runtime
@@ -196,6 +205,12 @@ class GateForwarding:
             if in_flight is None:
                 return
             message = flow.error.msg if flow.error else "unknown error"
+            if not _request_sent(flow):
+                # No connection (refused, unreachable, TLS handshake failed): the request
+                # never left the gate, so its approval is unspent and stays usable.
+                self.runtime.usecases.metrics.upstream_errors.inc("connect_failed")
+                self._release(in_flight, {"error": "upstream_unreachable", "detail": message[:200]})
+                return
             kind = "client_disconnected" if "client" in message.lower() else "upstream_error"
             self.runtime.usecases.metrics.upstream_errors.inc(kind)
             self._record(in_flight, False, {"error": kind, "detail": message[:200]})
@@ -204,6 +219,15 @@ class GateForwarding:
                 "recording an upstream error failed",
                 extra={"event": "hook_failed", "hook": "error", "error": type(exc).__name__},
             )
+
+    def _release(self, in_flight: InFlight, detail: dict[str, Any]) -> None:
+        task = asyncio.ensure_future(
+            self.runtime.usecases.executions.release_unsent(
+                in_flight.intent_id, in_flight.agent_id, detail
+            )
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _record(self, in_flight: InFlight, ok: bool, detail: dict[str, Any]) -> None:
         # The outcome is written behind the response: the write-ahead record already made
