@@ -21,6 +21,13 @@ from gate_proxy.core.canonical import canonical_bytes, canonical_json
 from gate_proxy.keys import verify_signature
 
 GENESIS_HASH = "0" * 64
+# The body's canonical form, recorded in every event as "hash_v". 2: RFC 8785 (JCS, the
+# rfc8785 package). Events without the field were sealed by v1 (our earlier canonical
+# JSON, which rounded floats); they still verify, because verification hashes the stored
+# text, never a re-encoding. Any other version is refused: we would not know its rules.
+HASH_VERSION = 2
+_KNOWN_VERSION_MARK = f',"hash_v":{HASH_VERSION}'.encode()
+_VERSION_MARK = re.compile(rb',"hash_v":(-?\d+)$')
 
 
 def seal(body: dict[str, Any]) -> tuple[str, str]:
@@ -93,10 +100,14 @@ def verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) ->
             )
         if sha256(body).hexdigest() != stored_hash:
             return VerifyResult(False, count, 0, seq, event_id, "hash does not match body")
-        if not body.endswith(_expected_tail(event_id, intent_id, prev, seq, event_type)):
+        tail = _expected_tail(event_id, intent_id, prev, seq, event_type)
+        if not body.endswith(tail):
             link_ok = f'"prev":"{prev}"'.encode() in body
             reason = "indexed columns differ from body" if link_ok else "previous-hash link broken"
             return VerifyResult(False, count, 0, seq, event_id, reason)
+        head = body[: -len(tail)]
+        if not head.endswith(_KNOWN_VERSION_MARK) and _VERSION_MARK.search(head[-24:]):
+            return VerifyResult(False, count, 0, seq, event_id, "unknown hash_v")
         prev = stored_hash
         expected_seq += 1
         count += 1

@@ -21,7 +21,7 @@ import aiosqlite
 
 from gate_proxy.clock import utc_iso
 from gate_proxy.keys import Signer
-from gate_proxy.ledger import GENESIS_HASH, checkpoint_message, seal
+from gate_proxy.ledger import GENESIS_HASH, HASH_VERSION, checkpoint_message, seal
 from gate_proxy.store.base import DuplicateKey, EventDraft, StoreError
 
 log = logging.getLogger("gate.store")
@@ -222,6 +222,7 @@ class GroupCommitWriter:
                 "agent_id": draft.agent_id,
                 "at": at,
                 "data": draft.data,
+                "hash_v": HASH_VERSION,
                 "prev": prev,
             }
             text, prev = seal(body)
