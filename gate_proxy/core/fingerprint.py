@@ -14,6 +14,17 @@ no two different inputs encode to the same bytes)::
   A missing header is ``null``; a present-but-empty header is ``[""]``; a repeated header
   keeps every value in order. Pass a list of ``(name, value)`` pairs to keep repeats
   (a plain mapping holds one value per name).
+
+An MCP ``tools/call`` is bound to the call, not to its envelope
+(:func:`mcp_call_fingerprint`)::
+
+    ["gate-proxy.mcp.v1", normalized_url, sha256(binding), [[header-name, ...], ...]]
+
+where ``binding`` is the canonical JSON (RFC 8785) of the tool name, its arguments and
+the other members of ``params`` but ``_meta`` (``core/mcp/jsonrpc.py``). The JSON-RPC
+``id`` and the ``Mcp-Session-Id`` are not part of it: the same call re-sent with a new id,
+or in a new session, is the same call; different arguments make another (compared as
+canonical JSON, so key order and number spelling such as ``1.0``/``1`` do not count).
 """
 
 from __future__ import annotations
@@ -22,9 +33,16 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["FINGERPRINT_VERSION", "body_sha256", "request_fingerprint"]
+__all__ = [
+    "FINGERPRINT_VERSION",
+    "MCP_FINGERPRINT_VERSION",
+    "body_sha256",
+    "mcp_call_fingerprint",
+    "request_fingerprint",
+]
 
 FINGERPRINT_VERSION = "gate-proxy.request.v1"
+MCP_FINGERPRINT_VERSION = "gate-proxy.mcp.v1"
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -57,6 +75,25 @@ def request_fingerprint(
         method.upper(),
         normalized_url,
         body_sha256(body),
+        [[name, values.get(name)] for name in names],
+    ]
+    encoded = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+
+def mcp_call_fingerprint(
+    normalized_url: str,
+    binding: bytes,
+    headers: Headers,
+    relevant_headers: Sequence[str] = (),
+) -> str:
+    """Hex SHA-256 fingerprint of one MCP tool call at ``normalized_url`` (see above)."""
+    values = _header_values(headers)
+    names = sorted({name.lower() for name in relevant_headers})
+    payload = [
+        MCP_FINGERPRINT_VERSION,
+        normalized_url,
+        body_sha256(binding),
         [[name, values.get(name)] for name in names],
     ]
     encoded = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))

@@ -8,6 +8,7 @@ from typing import Any
 
 from gate_proxy.api.views import intent_view
 from gate_proxy.core.intents import Intent, Status
+from gate_proxy.core.mcp.record import intent_tool
 from gate_proxy.core.pii import mask_pii
 from gate_proxy.store.base import Row, Store
 
@@ -32,8 +33,10 @@ def dashboard_view(
     # approvals only keeps the key where an approve answer always had it; the count shown
     # is the voters' (below).
     view = intent_view(intent, approvals=approvals)
-    # Agent-supplied metadata is neither redacted nor needed to decide: leave it out.
+    # Agent-supplied metadata is neither redacted nor needed to decide: leave it out. A
+    # proxied intent's metadata is the gate's own: it names the MCP tool of a tools/call.
     view.pop("metadata", None)
+    view["tool"] = _masked(intent_tool(intent))
     payload = dict(view["payload"])
     payload["preview"] = _masked(payload.get("preview"))
     view["payload"] = payload

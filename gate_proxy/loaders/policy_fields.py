@@ -31,6 +31,7 @@ from gate_proxy.core.policy.model import (
     normalize_type,
 )
 from gate_proxy.core.terms import TermMatcher
+from gate_proxy.loaders.policy_tools import parse_tools
 from gate_proxy.loaders.yaml_reader import YamlDocument, expected
 
 __all__ = ["BLOCK_FIELDS", "BLOCK_KEYS", "PolicyReader", "parse_fingerprint_headers"]
@@ -442,5 +443,6 @@ BLOCK_FIELDS: dict[str, FieldParser] = {
     "dedupe_window_seconds": _parse_dedupe_window,
     "budgets": _parse_budgets,
     "enforce": _parse_enforce,
+    "tools": parse_tools,
 }
 BLOCK_KEYS = frozenset(BLOCK_FIELDS)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from gate_proxy.core.registry import Match
     from gate_proxy.loaders.snapshot import ConfigSnapshot
     from gate_proxy.principal import Principal
+    from gate_proxy.proxy.addons.mcp import McpExchange
     from gate_proxy.vault import Injection
 
 _KEY = "gate"
@@ -43,6 +44,11 @@ class FlowState:
     # From the gate's own request headers (stripped before anything goes upstream).
     retry_of: str | None = None  # X-Gate-Intent-Id: re-sending an approved request
     wait: bool = False  # X-Gate-Wait: hold until a human decides
+    # A parsed MCP POST (protocol: mcp): its answers speak JSON-RPC (addons/mcp.py).
+    mcp: McpExchange | None = None
+    # MCP protocol traffic and reads go upstream without an execution to record, yet the
+    # server needs its credential for them too (read by the vault's CredentialInjector).
+    inject_without_execution: bool = False
     # The decision and what came of it.
     verdict: Verdict | None = None
     intent_id: str | None = None

@@ -282,6 +282,10 @@ class StreamScrubber:
         self.decoder = decoder
         self.on_error = on_error
         self.keep = max((len(s) for s in self.secrets), default=1) - 1
+        # A secret without a line break cannot span one: everything up to the last line
+        # break can go on at once, so line-framed streams (server-sent events) are not
+        # held back until the next chunk.
+        self.line_safe = not any(b"\n" in s or b"\r" in s for s in self.secrets)
         self.pending = b""
         self.failed = False
 
@@ -300,10 +304,12 @@ class StreamScrubber:
         if end:
             self.pending = b""
             return [data] if data else []
-        if len(data) <= self.keep:
+        cut = len(data) - self.keep
+        if self.line_safe:
+            cut = max(cut, data.rfind(b"\n") + 1, data.rfind(b"\r") + 1)
+        if cut <= 0:
             self.pending = data
             return []
-        cut = len(data) - self.keep
         self.pending = data[cut:]
         return [data[:cut]]
 

@@ -6,7 +6,7 @@ from typing import Final
 
 from gate_proxy.core.analyzers.fields import form_pairs, select
 from gate_proxy.core.policy.model import Budgets, Counters, FieldCheck, RateCounts, RateLimits
-from gate_proxy.core.terms import NOT_JSON
+from gate_proxy.core.terms import NOT_JSON, decode_json
 
 _MISSING: Final = object()
 
@@ -115,6 +115,13 @@ def failed_field_check(checks: tuple[FieldCheck, ...], parsed: object) -> str | 
         value = _lookup(parsed, check.segments, objects)
         if isinstance(value, _DuplicateKey):
             return f"Field check failed: {check.path}: duplicate key {value.key!r}"
+        if value is _JSON_IN_STRING:
+            # Some servers (FastMCP's argument pre-parsing, lenient binders) decode such a
+            # string and act on the structure the check could not see: refuse to guess.
+            return (
+                f"Field check failed: {check.path}: the path runs through a string that "
+                "holds JSON; send the structure itself"
+            )
         failure = _check_value(check, value)
         if failure is not None:
             return f"Field check failed: {check.path}: {failure}"
@@ -124,6 +131,14 @@ def failed_field_check(checks: tuple[FieldCheck, ...], parsed: object) -> str | 
 @dataclass(frozen=True, slots=True)
 class _DuplicateKey:
     key: str
+
+
+_JSON_IN_STRING: Final = object()
+
+
+def _holds_json(text: str) -> bool:
+    stripped = text.strip()
+    return stripped[:1] in ("{", "[") and isinstance(decode_json(stripped), tuple | list)
 
 
 def _lookup(
@@ -148,6 +163,8 @@ def _lookup(
             if index >= len(current):
                 return _MISSING
             current = current[index]
+        elif isinstance(current, str) and _holds_json(current):
+            return _JSON_IN_STRING
         else:
             return _MISSING
         if current is _MISSING:

@@ -13,6 +13,7 @@ from typing import Final
 from gate_proxy.core.analyzers import AnalyzerConfig, FieldPath, Finding, RecordCheck
 from gate_proxy.core.intents import Status
 from gate_proxy.core.located import LocatedError
+from gate_proxy.core.mcp.rules import ToolRules
 from gate_proxy.core.terms import TermMatcher
 
 DEFAULT_EXPIRY_MINUTES: Final = 60
@@ -204,6 +205,9 @@ class Policy:
     budgets: Budgets | None = None
     # "shadow": the proxy records the decision it would have made and forwards anyway.
     enforce: str = "enforce"
+    # MCP endpoints (`protocol: mcp` in the registry): which tools are reads, need a human,
+    # are blocked or are the only ones allowed. The proxy edge applies it (docs/mcp.md).
+    tools: ToolRules | None = None
     # Top level only: header names (lower-case) that are part of a proxied request's
     # fingerprint, which binds an approval to one exact request (addons/decision.py).
     fingerprint_headers: tuple[str, ...] | None = None

@@ -49,6 +49,7 @@ _ENTRY_KEYS = frozenset(
         "paths",
         "allow_method_override",
         "fingerprint_headers",
+        "protocol",
     }
 )
 _PATH_ENTRY_KEYS = _ENTRY_KEYS - {"paths"}
@@ -85,6 +86,7 @@ _INHERITED = (
     "path_case",
     "allow_method_override",
     "fingerprint_headers",
+    "protocol",
 )
 
 
@@ -115,6 +117,8 @@ class _Builder(ValueReader):
                 out[key] = self.header_names(value, p)
             elif key == "enforce":
                 out[key] = self.enforce(value, p)
+            elif key == "protocol":
+                out[key] = self.protocol(value, p)
             elif key == "path_case":
                 out[key] = self.case(value, p)
             elif key == "method":
@@ -139,6 +143,12 @@ class _Builder(ValueReader):
                 (*path, "passthrough"), "passthrough is not allowed on a blocked entry (block wins)"
             )
         if passthrough:
+            if own.get("protocol") == "mcp":
+                raise self.error(
+                    (*path, "protocol"),
+                    "protocol: mcp cannot be combined with passthrough: true (a passthrough "
+                    "is not read at all); list read-only tools in the policy's tools.read",
+                )
             for key in ("policy", "extract_records"):
                 if key in own:
                     raise self.error((*path, key), f"{key} has no effect with passthrough: true")
@@ -188,6 +198,7 @@ class _Builder(ValueReader):
                 path_case=path_case,
                 allow_method_override=bool(merged.get("allow_method_override")),
                 fingerprint_headers=tuple(merged.get("fingerprint_headers", ())),
+                protocol="http" if passthrough else merged.get("protocol", "http"),
                 index=len(self.routes),
                 field=format_field(path),
                 line=self.line_of(path),

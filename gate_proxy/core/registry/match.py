@@ -268,6 +268,7 @@ class Registry:
             path=norm,
             allow_method_override=r.allow_method_override,
             fingerprint_headers=r.fingerprint_headers,
+            protocol=r.protocol,
         )
 
     def _blocked(self, route: Route, host: str, path: str) -> Match:
@@ -282,6 +283,7 @@ class Registry:
             route=route,
             host=host,
             path=path,
+            protocol=route.protocol,
         )
 
     def _default_match(self, host: str, path: str, method: str) -> Match:

@@ -14,6 +14,8 @@ from gate_proxy.core.located import LocatedError
 PathCase = Literal["sensitive", "insensitive"]
 EnforceMode = Literal["shadow", "enforce"]
 DefaultKind = Literal["block", "passthrough", "evaluate"]
+# How the gate reads requests to an entry: plain HTTP, or MCP's JSON-RPC (docs/mcp.md).
+Protocol = Literal["http", "mcp"]
 
 REASON_BLOCKED = "destination_blocked"
 REASON_UNKNOWN = "destination_unknown"
@@ -57,6 +59,7 @@ class Route:
     allow_method_override: bool = False
     # Extra request headers an approval is bound to (see addons/decision.py).
     fingerprint_headers: tuple[str, ...] = ()
+    protocol: Protocol = "http"
     index: int = 0
     field: str = ""
     line: int | None = None
@@ -108,6 +111,7 @@ class Match:
     refusal: str | None = None
     allow_method_override: bool = False
     fingerprint_headers: tuple[str, ...] = ()
+    protocol: Protocol = "http"
 
 
 @dataclass(frozen=True, slots=True)

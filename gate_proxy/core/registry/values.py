@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gate_proxy.core.located import FieldPath, format_field
-from gate_proxy.core.registry.model import EnforceMode, PathCase, RegistryError
+from gate_proxy.core.registry.model import EnforceMode, PathCase, Protocol, RegistryError
 
 __all__ = ["ValueReader", "type_name"]
 
@@ -71,6 +71,11 @@ class ValueReader:
     def enforce(self, value: Any, path: FieldPath) -> EnforceMode:
         if value not in ("shadow", "enforce"):
             raise self.error(path, f"must be 'shadow' or 'enforce', got {value!r}")
+        return value  # type: ignore[no-any-return]
+
+    def protocol(self, value: Any, path: FieldPath) -> Protocol:
+        if value not in ("http", "mcp"):
+            raise self.error(path, f"must be 'http' or 'mcp', got {value!r}")
         return value  # type: ignore[no-any-return]
 
     def case(self, value: Any, path: FieldPath) -> PathCase:

@@ -1,7 +1,7 @@
 """The gate's mitmproxy addons, one concern each, in the order of the data path.
 
 agent -> identity -> routing -> vault guard -> decision -> egress -> forwarding ->
-credential injection -> record. ``gate-proxy serve`` loads them into its embedded
+credential injection -> MCP answers -> record. ``gate-proxy serve`` loads them into its embedded
 mitmproxy; ``mitmdump -s addons/gate.py`` loads them into a plain one.
 """
 
@@ -9,6 +9,7 @@ from gate_proxy.proxy.addons.decision import GateDecision
 from gate_proxy.proxy.addons.egress import EgressGuard
 from gate_proxy.proxy.addons.forwarding import GateForwarding
 from gate_proxy.proxy.addons.identity import GateIdentity
+from gate_proxy.proxy.addons.mcp import McpAnswers
 from gate_proxy.proxy.addons.record import GateRecord
 from gate_proxy.proxy.addons.routing import GateRouting
 from gate_proxy.proxy.addons.timeouts import RequestHeaderTimeout
@@ -29,5 +30,8 @@ def gate_addons(runtime: ProxyRuntime) -> list[object]:
         EgressGuard(runtime),  # SSRF check, pinned resolution
         GateForwarding(runtime),  # streaming, 504, response hygiene, the execution outcome
         CredentialInjector(runtime),  # inject the credential, scrub it from the answer
+        # After every request-hook refusal (decision, hold, egress, vault): the gate's own
+        # answers to an MCP request become JSON-RPC responses with the request's id.
+        McpAnswers(runtime),
         GateRecord(runtime),  # one canonical line per request
     ]

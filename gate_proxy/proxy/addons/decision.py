@@ -31,6 +31,7 @@ from gate_proxy.errors import GateError
 from gate_proxy.proxy.addons.answers import answer_for, bad_request, error_answer
 from gate_proxy.proxy.addons.approvals import Approvals
 from gate_proxy.proxy.addons.guard import fail_closed, gate_response, refuse
+from gate_proxy.proxy.addons.mcp import McpEdge
 from gate_proxy.proxy.addons.routing import too_large
 from gate_proxy.proxy.flowstate import FlowState, InFlight, state_of
 from gate_proxy.proxy.runtime import ProxyRuntime
@@ -41,6 +42,7 @@ class GateDecision:
     def __init__(self, runtime: ProxyRuntime) -> None:
         self.runtime = runtime
         self.approvals = Approvals(runtime)
+        self.mcp = McpEdge(runtime)
 
     @fail_closed("request")
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -62,8 +64,19 @@ class GateDecision:
         if body is None:
             return
         url = normalize_url(request.scheme, request.host, request.port, request.path)
-        proposal = self._describe(flow, state, match, body, url)
-        if state.retry_of:
+        retry_of = state.retry_of
+        if match.protocol == "mcp":
+            proposal = self._describe_mcp(flow, state, match, body, url)
+            if proposal is None:
+                return  # answered: a body the gate cannot read as the server would
+            if state.mcp is None or state.mcp.write is None:
+                retry_of = None  # protocol traffic and reads are never retries of a write
+            elif retry_of is None:
+                # The same call re-sent (new id, maybe a new session) finds its intent.
+                retry_of = await self.mcp.open_intent(principal, proposal)
+        else:
+            proposal = self._describe(flow, state, match, body, url)
+        if retry_of:
             if proposal.refusal is not None:
                 reason_code, message = proposal.refusal
                 refuse(
@@ -71,7 +84,7 @@ class GateDecision:
                     gate_response(403, status="blocked", reason_code=reason_code, message=message),
                 )
                 return
-            await self.approvals.retry(flow, principal, state.retry_of, proposal.fingerprint or "")
+            await self.approvals.retry(flow, principal, retry_of, proposal.fingerprint or "")
             return
         try:
             outcome = await self.runtime.usecases.proposals.propose(
@@ -150,6 +163,43 @@ class GateDecision:
                 f"the record path {match.extract_records} matches more than one key "
                 "(duplicates or keys that differ only in case)",
             )
+        proposal = self._proposal(flow, state, match, body, url, decoded.text, refusal)
+        proposal.fingerprint = request_fingerprint(
+            request.method,
+            url,
+            body,
+            list(request.headers.items(multi=True)),
+            self._bound_headers(state, match),
+        )
+        proposal.record_count = record_count
+        if count_problem is RecordCountProblem.UNKNOWN:
+            proposal.review_reason = count_problem.value
+        return proposal
+
+    def _describe_mcp(
+        self, flow: http.HTTPFlow, state: FlowState, match: Match, body: bytes, url: str
+    ) -> Proposal | None:
+        """An MCP endpoint's request: protocol traffic, or one tool call (addons/mcp.py)."""
+        request = flow.request
+        decoded = decode_body(body, request.headers.get("Content-Type", ""))
+        refusal = semantic_refusal(request, body, match)
+        base = self._proposal(flow, state, match, body, url, decoded.text, refusal)
+        return self.mcp.describe(
+            flow, state, match, base, body, decoded, self._bound_headers(state, match)
+        )
+
+    def _proposal(  # everything but the fingerprint, which depends on what is bound
+        self,
+        flow: http.HTTPFlow,
+        state: FlowState,
+        match: Match,
+        body: bytes,
+        url: str,
+        payload: str | None,
+        refusal: tuple[str, str] | None,
+    ) -> Proposal:
+        request = flow.request
+        content_type = request.headers.get("Content-Type", "")
         registry_block = None
         if match.blocked:
             detail = f": {match.refusal}" if match.refusal else ""
@@ -162,28 +212,17 @@ class GateDecision:
         return Proposal(
             destination=match.destination or f"{match.host}.http",
             policy=match.policy or "-",
-            payload=decoded.text,
-            record_count=record_count,
+            payload=payload,
             payload_type=payload_type_of(content_type),
             idempotency_key=request.headers.get("Idempotency-Key"),
             source="proxy",
             method=request.method,
             url=url,
-            fingerprint=request_fingerprint(
-                request.method,
-                url,
-                body,
-                list(request.headers.items(multi=True)),
-                self._bound_headers(state, match),
-            ),
             payload_size=len(body),
             registry_block=registry_block,
             passthrough=match.passthrough,
             require_approval=match.require_approval,
             refusal=refusal,
-            review_reason=count_problem.value
-            if count_problem is RecordCountProblem.UNKNOWN
-            else None,
             shadow=shadow,
             credential_destination=injection.destination if injection is not None else None,
             execute_if_approved=True,

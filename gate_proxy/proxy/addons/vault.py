@@ -116,19 +116,23 @@ class CredentialInjector:
             return
         state = state_of(flow)
         injection, in_flight = state.injection, state.in_flight
-        if injection is None or in_flight is None:
-            return  # not vault-managed, or not going upstream as an execution (shadow)
+        if injection is None or (in_flight is None and not state.inject_without_execution):
+            # Not vault-managed, or not going upstream as an execution (shadow). MCP
+            # protocol traffic and read tools (proxy/addons/mcp.py) get the credential too:
+            # an MCP server authenticates its whole session.
+            return
         try:
             secret = await self.runtime.vault.secret_for(injection)
             applied = self.runtime.vault.plan(injection, secret)
         except CredentialUnavailable as exc:
-            state.in_flight = None
-            await self.runtime.usecases.executions.record_outcome(
-                in_flight.intent_id,
-                in_flight.agent_id,
-                False,
-                {"error": "credential_unavailable", "provider": injection.provider},
-            )
+            if in_flight is not None:
+                state.in_flight = None
+                await self.runtime.usecases.executions.record_outcome(
+                    in_flight.intent_id,
+                    in_flight.agent_id,
+                    False,
+                    {"error": "credential_unavailable", "provider": injection.provider},
+                )
             refuse(
                 flow,
                 gate_response(
@@ -136,7 +140,7 @@ class CredentialInjector:
                     status="error",
                     reason_code="credential_unavailable",
                     message=f"the credential for {injection.destination} is unavailable: {exc}",
-                    intent_id=in_flight.intent_id,
+                    intent_id=in_flight.intent_id if in_flight else None,
                     destination=injection.destination,
                     error="credential_unavailable",
                 ),
@@ -153,7 +157,9 @@ class CredentialInjector:
         # (RFC 9110 §12.5.3); identity asks for none. An upstream may compress anyway:
         # the response hooks decode, or refuse what they cannot.
         request.headers["Accept-Encoding"] = "identity"
-        state.scrubbing = Scrubbing(applied.scrub, injection.destination, in_flight.intent_id)
+        state.scrubbing = Scrubbing(
+            applied.scrub, injection.destination, in_flight.intent_id if in_flight else ""
+        )
 
     @fail_closed("vault_scrub_headers")
     def responseheaders(self, flow: http.HTTPFlow) -> None:

@@ -7,6 +7,7 @@
   const REASONS = {
     manual_review_required: "Policy requires a human review",
     record_threshold_exceeded: "Record count above the auto-approve limit",
+    tool_review_required: "The policy's tools.require_approval names this MCP tool",
   };
 
   const state = {
@@ -308,6 +309,7 @@
     refs.facts = facts;
     refs.countdown = el("span", { class: "countdown" });
     facts.remaining.dd.replaceChildren(refs.countdown);
+    refs.previewLabel = el("p", { class: "preview-label", text: "Payload preview (redacted)" });
     refs.preview = el("pre", { class: "preview", tabindex: "0", "aria-label": "Payload preview" });
     refs.error = el("p", { class: "card-error", role: "alert" });
     refs.info = el("p", { class: "card-info" });
@@ -343,7 +345,7 @@
         el("span", { class: "card-id", text: id }),
         el("span", { class: "badges" }, refs.status, refs.risk, refs.held)),
       factList,
-      el("p", { class: "preview-label", text: "Payload preview (redacted)" }),
+      refs.previewLabel,
       refs.preview,
       refs.error, refs.info, refs.actions, refs.rejectForm, refs.audit);
     return refs;
@@ -353,7 +355,12 @@
     const f = refs.facts;
     const pending = view.status === PENDING;
     refs.li.dataset.status = view.status;
-    refs.title.textContent = `${view.agent} → ${view.destination}`;
+    // An MCP tool call names its tool: the reviewer approves that call, with these arguments.
+    refs.title.textContent = view.tool ?
+      `${view.agent} → tool \`${view.tool}\` on ${view.destination}` :
+      `${view.agent} → ${view.destination}`;
+    refs.previewLabel.textContent = view.tool ?
+      `Arguments of tool \`${view.tool}\` (redacted)` : "Payload preview (redacted)";
     refs.status.textContent = view.status.replace(/_/g, " ");
     refs.status.className = `badge badge-status status-${view.status}`;
     refs.risk.textContent = `risk ${view.risk_level}`;
@@ -364,8 +371,8 @@
     f.behalf.dd.textContent = view.on_behalf_of || "—";
     f.destination.dd.textContent = view.destination;
     f.policy.dd.textContent = view.policy;
-    f.request.dd.textContent = view.method ? `${view.method} ${view.url || ""}` :
-      `API proposal (${view.source})`;
+    f.request.dd.textContent = view.tool ? `MCP tools/call ${view.tool} · ${view.url || ""}` :
+      view.method ? `${view.method} ${view.url || ""}` : `API proposal (${view.source})`;
     f.records.dd.textContent = view.recordCount === null || view.recordCount === undefined ?
       "—" : String(view.recordCount);
     f.risk.dd.textContent = `${Number(view.risk_score).toFixed(2)} (${view.risk_level})`;
