@@ -686,6 +686,15 @@ def test_held_request_is_flagged_and_released_by_a_dashboard_approval(
 
     view = wait_for(held_view, timeout=15)
     assert view["method"] == "POST" and "/v1/refunds" in view["url"]
+    # The card shows the hold's own deadline (hold_timeout_ms), not only the intent's.
+    assert view["heldUntil"] and view["expiresAt"]
+    with env.gate.admin() as admin:
+        (held,) = [
+            h
+            for h in admin.get("/v1/proxy/held").json()["held"]
+            if h["intentId"] == view["intentId"]
+        ]
+    assert held["releaseAt"] == view["heldUntil"]
     assert SSN not in json.dumps(view)
     response = dash.decide(view["intentId"], "approve", reviewHash=view["reviewHash"])
     assert response.status_code == 200, response.text

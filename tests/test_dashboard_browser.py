@@ -13,6 +13,7 @@ a dashboard nobody can click through is not tested.
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,9 @@ def test_review_flow_desktop(browser: Any, env: Env) -> None:
         card = card_for(page, marker)
         expect(card).to_be_visible(timeout=8_000)  # the 15 s poll cannot be what shows it
         expect(card.locator(".badge-held")).to_have_text("connection held")
+        # The hold's own deadline, counting down next to the connection state.
+        expect(card).to_contain_text("the hold ends in")
+        expect(card.locator(".hold-countdown")).to_have_text(re.compile(r"^\d+m \d\ds$"))
         expect(card).to_contain_text("stripe.refund")
         expect(card).to_contain_text("finance-high-risk")
         expect(card).to_contain_text(f"POST {env.upstream.url}/v1/refunds")
@@ -236,6 +240,9 @@ def test_review_flow_phone_with_keyboard(browser: Any, env: Env) -> None:
         card = card_for(page, marker)
         expect(card).to_be_visible(timeout=8_000)
         expect(card.locator(".badge-held")).to_have_text("connection held")
+        # The hold's own deadline, counting down next to the connection state.
+        expect(card).to_contain_text("the hold ends in")
+        expect(card.locator(".hold-countdown")).to_have_text(re.compile(r"^\d+m \d\ds$"))
         assert_no_raw_secrets(page)
         # Readable on a phone: nothing wider than the screen.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

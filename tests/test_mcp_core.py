@@ -595,11 +595,11 @@ def intent_of(source: str, metadata: dict[str, Any]) -> Intent:
 
 
 def test_the_dashboard_names_the_tool_of_a_proxied_call_only() -> None:
-    view = dashboard_view(intent_of("proxy", tool_metadata("issue_refund")), held=False)
+    view = dashboard_view(intent_of("proxy", tool_metadata("issue_refund")), held_until=None)
     assert view["tool"] == "issue_refund" and "metadata" not in view
     assert "123-45-6789" not in view["payload"]["preview"]
     # An API intent's metadata is the agent's own: it never names a tool.
-    assert dashboard_view(intent_of("api", tool_metadata("x")), held=False)["tool"] is None
+    assert dashboard_view(intent_of("api", tool_metadata("x")), held_until=None)["tool"] is None
     assert intent_tool(intent_of("proxy", {"mcp": {"tool": 5}})) is None
 
 

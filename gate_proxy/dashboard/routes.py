@@ -48,13 +48,15 @@ class Dashboard:
     def usecases(self) -> UseCases:
         return self.gate.usecases
 
-    def held(self, intent_id: str) -> bool:
+    def held_until(self, intent_id: str) -> str | None:
         runtime = self.gate.runtime  # created after the API starts
-        return bool(runtime is not None and runtime.held.is_held(intent_id))
+        return runtime.held.held_until(intent_id) if runtime is not None else None
 
     async def render(self, intent: Intent, *, approvals: int | None = None) -> dict[str, Any]:
         voters = await voters_of(self.usecases.store, intent)
-        return dashboard_view(intent, held=self.held(intent.id), voters=voters, approvals=approvals)
+        return dashboard_view(
+            intent, held_until=self.held_until(intent.id), voters=voters, approvals=approvals
+        )
 
     async def on_event(
         self, event: str, intent: Intent, actor: str, *, approvals: int | None = None

@@ -26,7 +26,7 @@ def _masked(value: Any) -> Any:
 def dashboard_view(
     intent: Intent,
     *,
-    held: bool,
+    held_until: str | None,
     voters: list[str] | None = None,
     approvals: int | None = None,
 ) -> dict[str, Any]:
@@ -42,7 +42,10 @@ def dashboard_view(
     view["payload"] = payload
     for key in ("url", "note", "blockReason", "on_behalf_of"):
         view[key] = _masked(view.get(key))
-    view["held"] = held
+    view["held"] = held_until is not None
+    # A held request waits until its hold ends (hold_timeout_ms), which may come long before
+    # the intent's review deadline (expiresAt): the card shows both.
+    view["heldUntil"] = held_until
     view["voters"] = voters or []
     view["approvals"] = len(view["voters"])
     return view

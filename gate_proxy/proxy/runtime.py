@@ -109,6 +109,12 @@ class HeldRequests:
     def is_held(self, intent_id: str) -> bool:
         return any(h.intent_id == intent_id for h in self._held.values())
 
+    def held_until(self, intent_id: str) -> str | None:
+        """When the hold of this intent's request ends (``hold_timeout_ms``), if one is
+        held: a hold may end well before the intent's own review deadline."""
+        ends = [h.release_at for h in self._held.values() if h.intent_id == intent_id]
+        return max(ends) if ends else None
+
     def __len__(self) -> int:
         return len(self._held)
 

@@ -309,6 +309,9 @@
     refs.facts = facts;
     refs.countdown = el("span", { class: "countdown" });
     facts.remaining.dd.replaceChildren(refs.countdown);
+    refs.connectionText = el("span", { class: "connection-text" });
+    refs.holdCountdown = el("span", { class: "hold-countdown" });
+    facts.connection.dd.replaceChildren(refs.connectionText, refs.holdCountdown);
     refs.previewLabel = el("p", { class: "preview-label", text: "Payload preview (redacted)" });
     refs.preview = el("pre", { class: "preview", tabindex: "0", "aria-label": "Payload preview" });
     refs.error = el("p", { class: "card-error", role: "alert" });
@@ -383,8 +386,13 @@
     const required = view.requireApprovals || 1;
     f.approvals.dd.textContent = required > 1 ?
       `${view.approvals} of ${required} distinct reviewers` : "1 reviewer needed";
-    f.connection.dd.textContent = view.held ?
-      "Held open: the agent is waiting for this decision" : "Not held (the agent retries)";
+    // The hold has its own deadline (hold_timeout_ms), usually sooner than the review's.
+    refs.connectionText.textContent = view.held ?
+      "Held open: the agent is waiting for this decision; the hold ends in " :
+      "Not held (the agent retries)";
+    refs.holdCountdown.dataset.expires = pending && view.held && view.heldUntil ?
+      view.heldUntil : "";
+    if (!refs.holdCountdown.dataset.expires) refs.holdCountdown.textContent = "";
     f.hash.dd.textContent = view.reviewHash;
     refs.preview.textContent = view.payload && view.payload.preview !== null &&
       view.payload.preview !== undefined ? view.payload.preview : "(no payload)";
@@ -401,12 +409,17 @@
   }
 
   function tickCard(refs) {
-    const expires = refs.countdown.dataset.expires;
+    tickCountdown(refs.countdown, "expiring now");
+    tickCountdown(refs.holdCountdown, "a moment (ending now)");
+  }
+
+  function tickCountdown(node, endedText) {
+    const expires = node.dataset.expires;
     if (!expires) return;
     const left = Date.parse(expires) - (Date.now() + state.clockOffset);
     if (left <= 0) {
-      refs.countdown.textContent = "expiring now";
-      refs.countdown.dataset.urgent = "true";
+      node.textContent = endedText;
+      node.dataset.urgent = "true";
       return;
     }
     const seconds = Math.floor(left / 1000);
@@ -414,8 +427,8 @@
     const m = Math.floor((seconds % 3600) / 60);
     const s = seconds % 60;
     const pad = (n) => String(n).padStart(2, "0");
-    refs.countdown.textContent = h > 0 ? `${h}h ${pad(m)}m ${pad(s)}s` : `${m}m ${pad(s)}s`;
-    refs.countdown.dataset.urgent = seconds < 60 ? "true" : "false";
+    node.textContent = h > 0 ? `${h}h ${pad(m)}m ${pad(s)}s` : `${m}m ${pad(s)}s`;
+    node.dataset.urgent = seconds < 60 ? "true" : "false";
   }
 
   // -- decisions ---------------------------------------------------------------------------------
