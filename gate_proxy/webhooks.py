@@ -84,10 +84,16 @@ class Webhooks:
         )
 
     async def register(self, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
-        intent_id = body.get("intentId") or body.get("intent_id")
+        # JSON null counts as absent (seed SDKs send it); every spelling given is checked.
+        spellings = [body[name] for name in ("intentId", "intent_id") if body.get(name) is not None]
         url = body.get("url")
-        if not isinstance(intent_id, str) or not isinstance(url, str):
-            raise invalid("intentId and url are required")
+        if not spellings or any(not isinstance(v, str) or not v for v in spellings):
+            raise invalid("intentId is required (a string)")
+        if len(set(spellings)) > 1:
+            raise invalid("intentId and intent_id disagree")
+        if not isinstance(url, str) or not url:
+            raise invalid("url is required (a string)")
+        intent_id = spellings[0]
         intent = await self.store.get_intent(intent_id)
         if intent is None or not caller.can_see(intent.agent_id):
             # One answer for "no such intent" and "not yours", so ids cannot be probed.

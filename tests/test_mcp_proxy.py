@@ -329,6 +329,14 @@ def test_an_approved_write_runs_once_with_the_vault_credential(
     with env.gate.admin() as admin:
         shown = admin.get(f"/v1/intents/{intent['intentId']}").json()
     assert shown["metadata"]["mcp"]["tool"] == "send_note"
+    assert shown["tool"] == "send_note"
+    # The CLI names the tool too, so a reviewer at a terminal sees what runs.
+    listed = env.gate.cli(
+        "intents", "list", "--url", env.gate.url, "--key", env.gate.admin_key or ""
+    )
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if intent["intentId"] in line)
+    assert "send_note" in row
     (received,) = [r for r in env.executions.requests if to in r["body"]]
     assert received["headers"]["authorization"] == f"Bearer {SECRET}"
     assert SECRET not in text(result)

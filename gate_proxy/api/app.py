@@ -13,12 +13,27 @@ from gate_proxy.api.http import (
     bearer,
     caller,
     errors_middleware,
+    header_text,
     json_response,
     read_json,
 )
-from gate_proxy.api.inputs import proposal_from_body
-from gate_proxy.api.views import decision_view, execution_view, intent_view
-from gate_proxy.errors import NotFound, NotPermitted, invalid
+from gate_proxy.api.inputs import (
+    MAX_SEQ,
+    legacy_intent_id,
+    proposal_from_body,
+    query_int,
+    registration_from_body,
+    review_from_body,
+    without_nulls,
+)
+from gate_proxy.api.views import (
+    audit_view,
+    decision_record,
+    decision_view,
+    execution_view,
+    intent_view,
+)
+from gate_proxy.errors import NotFound, NotPermitted, unauthenticated
 from gate_proxy.logs import log_decision
 from gate_proxy.principal import Principal
 from gate_proxy.usecases import Outcome, Proposal, UseCases
@@ -51,7 +66,10 @@ async def health(request: web.Request) -> web.Response:
 
 async def register_agent(request: web.Request) -> web.Response:
     principal = await caller(request)
-    result = await request.app[USECASES].agents.register(principal, await read_json(request))
+    if not principal.is_admin:  # who may, before what they sent (403 before 400)
+        raise NotPermitted("forbidden", "registering agents needs an admin key")
+    body = registration_from_body(await read_json(request))
+    result = await request.app[USECASES].agents.register(principal, body)
     return json_response(result, status=201)
 
 
@@ -85,8 +103,9 @@ def _agent_status_handler(status: str) -> Handler:
 async def create_intent(request: web.Request) -> web.Response:
     principal = await caller(request)
     proposal = proposal_from_body(await read_json(request))
-    if proposal.idempotency_key is None and request.headers.get("Idempotency-Key"):
-        proposal.idempotency_key = request.headers["Idempotency-Key"]  # Stripe's convention
+    header_key = header_text(request, "Idempotency-Key")  # Stripe's convention
+    if proposal.idempotency_key is None and header_key is not None:
+        proposal.idempotency_key = header_key
     started = time.perf_counter()
     outcome = await request.app[USECASES].proposals.propose(principal, proposal)
     log_verdict(principal, proposal, outcome, started)
@@ -95,10 +114,7 @@ async def create_intent(request: web.Request) -> web.Response:
 
 async def list_intents(request: web.Request) -> web.Response:
     principal = await caller(request)
-    try:
-        limit = max(1, min(int(request.query.get("limit", "50")), 500))
-    except ValueError as exc:
-        raise invalid("limit must be a number") from exc
+    limit = query_int(request, "limit", 50, lowest=1, highest=500, clamp=True)
     intents = await request.app[USECASES].review.list_intents(
         principal, request.query.get("status"), limit
     )
@@ -119,31 +135,6 @@ async def get_intent(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-def decision_record(intent_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
-    checked = next((e for e in events if e["type"] == "policy_checked"), None)
-    data = checked["data"] if checked else {}
-    return {
-        "intent_id": intent_id,
-        "decision": data.get("result"),
-        "reason_code": data.get("reason_code"),
-        "rule": data.get("rule"),
-        "risk_score": data.get("risk_score"),
-        "risk_level": data.get("risk_level"),
-        "evaluated_at": checked["at"] if checked else None,
-    }
-
-
-def audit_view(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "eventType": event["type"],
-        "actor": event["actor"],
-        "createdAt": event["at"],
-        "metadata": event["data"],
-        "seq": event["seq"],
-        "hash": event["hash"],
-    }
-
-
 async def intent_decision(request: web.Request) -> web.Response:
     principal = await caller(request)
     usecases = request.app[USECASES]
@@ -160,17 +151,17 @@ async def intent_audit(request: web.Request) -> web.Response:
     return json_response([audit_view(event) for event in events])
 
 
-async def _review(request: web.Request, intent_id: str, action: str) -> web.Response:
-    principal = await caller(request)
-    body = await read_json(request)
-    expected = body.get("reviewHash", body.get("fingerprint"))
-    if expected is not None and not isinstance(expected, str):
-        raise invalid("reviewHash must be a string")
+async def _review(
+    request: web.Request, principal: Principal, action: str, intent_id: str, body: dict[str, Any]
+) -> web.Response:
+    """Approve or reject, from the canonical route or a legacy one (same answers)."""
     review = request.app[USECASES].review
+    vote = review_from_body(body)
     if action == "approve":
-        note = body.get("note")
-        approval = await review.approve(principal, intent_id, note=note, expected_hash=expected)
-        view = {
+        approval = await review.approve(
+            principal, intent_id, note=vote.note, expected_hash=vote.review_hash
+        )
+        view: dict[str, Any] = {
             "intentId": intent_id,
             "status": approval.intent.status,
             "approvedAt": approval.intent.decided_at,
@@ -178,26 +169,33 @@ async def _review(request: web.Request, intent_id: str, action: str) -> web.Resp
         if approval.approvals is not None:
             view.update(approvals=approval.approvals, required=approval.intent.require_approvals)
         return json_response(view)
-    reason = body.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise invalid("reason must be a string")
-    intent = await review.reject(principal, intent_id, reason=reason, expected_hash=expected)
+    intent = await review.reject(
+        principal, intent_id, reason=vote.reason, expected_hash=vote.review_hash
+    )
     return json_response(
         {
             "intentId": intent_id,
             "status": intent.status,
             "rejectedAt": intent.decided_at,
-            "reason": reason,
+            "reason": vote.reason,
         }
     )
 
 
-async def approve_intent(request: web.Request) -> web.Response:
-    return await _review(request, request.match_info["intent_id"], "approve")
+def review_handler(action: str, *, legacy: bool = False) -> Handler:
+    """POST /v1/intents/{id}/<action>, or seed 004's /v1/<action> naming the intent in the
+    body."""
 
+    async def handler(request: web.Request) -> web.Response:
+        # Who is asking, then whether their role may ever do this, then what they sent.
+        principal = await caller(request)
+        if not principal.can_review:
+            raise NotPermitted("forbidden", "approving or rejecting needs a reviewer or admin key")
+        body = await read_json(request)
+        intent_id = legacy_intent_id(body) if legacy else request.match_info["intent_id"]
+        return await _review(request, principal, action, intent_id, body)
 
-async def reject_intent(request: web.Request) -> web.Response:
-    return await _review(request, request.match_info["intent_id"], "reject")
+    return handler
 
 
 async def execute_intent(request: web.Request) -> web.Response:
@@ -215,9 +213,16 @@ async def get_execution(request: web.Request) -> web.Response:
 
 
 async def report_execution(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    token = bearer(request)
+    # A key is checked before anything else (401 before 404 or 400); an execution token
+    # (gex_) can only be checked against its execution, which the use case does.
+    if token is None:
+        raise unauthenticated("an execution token (gex_...) or an API key is required")
+    if not token.startswith("gex_"):
+        await caller(request)
+    body = without_nulls(await read_json(request))
     execution = await request.app[USECASES].orders.report(
-        request.match_info["execution_id"], bearer(request), body
+        request.match_info["execution_id"], token, body
     )
     return json_response(execution_view(execution))
 
@@ -233,11 +238,8 @@ async def ledger(request: web.Request) -> web.Response:
     principal = await caller(request)
     if not principal.can_review:
         raise NotPermitted("forbidden", "reading the whole ledger needs a reviewer or admin key")
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = max(1, min(int(request.query.get("limit", "100")), 1000))
-    except ValueError as exc:
-        raise invalid("after and limit must be numbers") from exc
+    after = query_int(request, "after", 0, lowest=0, highest=MAX_SEQ, clamp=False)
+    limit = query_int(request, "limit", 100, lowest=1, highest=1000, clamp=True)
     events = await request.app[USECASES].store.ledger_events(after_seq=after, limit=limit)
     return json_response({"events": events})
 
@@ -260,26 +262,6 @@ async def prometheus(request: web.Request) -> web.Response:
 # -- legacy aliases (seed 004) -------------------------------------------------------------------
 
 
-def _legacy_intent_id(body: dict[str, Any]) -> str:
-    # The seed's SDKs name it proposalId (V1) or intentId.
-    intent_id = body.get("intentId") or body.get("proposalId") or body.get("intent_id")
-    if not isinstance(intent_id, str) or not intent_id:
-        raise invalid("intentId (or proposalId) is required")
-    return intent_id
-
-
-async def legacy_approve(request: web.Request) -> web.Response:
-    await caller(request)  # who is asking comes before what they sent (401 before 400)
-    body = await read_json(request)
-    return await _review_with_body(request, _legacy_intent_id(body), "approve", body)
-
-
-async def legacy_reject(request: web.Request) -> web.Response:
-    await caller(request)
-    body = await read_json(request)
-    return await _review_with_body(request, _legacy_intent_id(body), "reject", body)
-
-
 async def legacy_deliver(request: web.Request) -> web.Response:
     """Seed V1's delivery step is the execution order now: say where, don't guess."""
     await caller(request)
@@ -292,29 +274,6 @@ async def legacy_deliver(request: web.Request) -> web.Response:
         },
         status=410,
     )
-
-
-async def _review_with_body(
-    request: web.Request, intent_id: str, action: str, body: dict[str, Any]
-) -> web.Response:
-    principal = await caller(request)
-    review = request.app[USECASES].review
-    expected = body.get("reviewHash")
-    if action == "approve":
-        approval = await review.approve(
-            principal, intent_id, note=body.get("note"), expected_hash=expected
-        )
-        return json_response(
-            {
-                "intentId": intent_id,
-                "status": approval.intent.status,
-                "approvedAt": approval.intent.decided_at,
-            }
-        )
-    intent = await review.reject(
-        principal, intent_id, reason=body.get("reason"), expected_hash=expected
-    )
-    return json_response({"intentId": intent_id, "status": intent.status})
 
 
 def server_options(request_header_timeout_s: float) -> dict[str, Any]:
@@ -350,7 +309,9 @@ def build_app(
     r.add_get("/v1/keys/signing", signing_key)
     r.add_post("/v1/agents/register", register_agent)
     r.add_get("/v1/agents", list_agents)
-    r.add_get("/v1/agents/{agent_id}", get_agent)
+    # Not "register": GET /v1/agents/register is that route's 405 (Allow: POST), not a
+    # lookup of an agent named "register" (which its id still finds).
+    r.add_get("/v1/agents/{agent_id:(?!register$)[^{}/]+}", get_agent)
     r.add_post("/v1/agents/{agent_id}/suspend", _agent_status_handler("suspended"))
     r.add_post("/v1/agents/{agent_id}/reactivate", _agent_status_handler("active"))
     r.add_post("/v1/agents/{agent_id}/revoke", _agent_status_handler("revoked"))
@@ -359,8 +320,8 @@ def build_app(
     r.add_get("/v1/intents/{intent_id}", get_intent)
     r.add_get("/v1/intents/{intent_id}/decision", intent_decision)
     r.add_get("/v1/intents/{intent_id}/audit", intent_audit)
-    r.add_post("/v1/intents/{intent_id}/approve", approve_intent)
-    r.add_post("/v1/intents/{intent_id}/reject", reject_intent)
+    r.add_post("/v1/intents/{intent_id}/approve", review_handler("approve"))
+    r.add_post("/v1/intents/{intent_id}/reject", review_handler("reject"))
     r.add_post("/v1/intents/{intent_id}/execute", execute_intent)
     r.add_get("/v1/executions/{execution_id}", get_execution)
     r.add_post("/v1/executions/{execution_id}/report", report_execution)
@@ -371,8 +332,8 @@ def build_app(
     r.add_get("/v1/proposals", list_intents)
     r.add_get("/v1/proposals/{intent_id}", get_intent)
     r.add_post("/v1/deliver", legacy_deliver)
-    r.add_post("/v1/approve", legacy_approve)
-    r.add_post("/v1/reject", legacy_reject)
+    r.add_post("/v1/approve", review_handler("approve", legacy=True))
+    r.add_post("/v1/reject", review_handler("reject", legacy=True))
     if extra_routes is not None:
         extra_routes(app)
     return app

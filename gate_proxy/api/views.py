@@ -3,6 +3,7 @@
 from typing import Any
 
 from gate_proxy.core.intents import Intent
+from gate_proxy.core.mcp.record import intent_tool
 from gate_proxy.store.base import Row
 from gate_proxy.usecases import Outcome, review_hash
 
@@ -37,6 +38,7 @@ def intent_view(intent: Intent, *, approvals: int | None = None) -> dict[str, An
         },
         "method": intent.method,
         "url": intent.url,
+        "tool": intent_tool(intent),
         "reviewHash": review_hash(intent),
         "requireApprovals": intent.require_approvals,
         "shadow": intent.shadow,
@@ -79,4 +81,31 @@ def execution_view(execution: Row) -> dict[str, Any]:
         "created_at": execution["created_at"],
         "expires_at": execution["expires_at"],
         "completed_at": execution.get("completed_at"),
+    }
+
+
+def decision_record(intent_id: str, events: list[Row]) -> dict[str, Any]:
+    """The policy's decision as the ledger recorded it (the seed's `decision` object)."""
+    checked = next((e for e in events if e["type"] == "policy_checked"), None)
+    data = checked["data"] if checked else {}
+    return {
+        "intent_id": intent_id,
+        "decision": data.get("result"),
+        "reason_code": data.get("reason_code"),
+        "rule": data.get("rule"),
+        "risk_score": data.get("risk_score"),
+        "risk_level": data.get("risk_level"),
+        "evaluated_at": checked["at"] if checked else None,
+    }
+
+
+def audit_view(event: Row) -> dict[str, Any]:
+    """One ledger event in an intent's audit trail (the seed's field names)."""
+    return {
+        "eventType": event["type"],
+        "actor": event["actor"],
+        "createdAt": event["at"],
+        "metadata": event["data"],
+        "seq": event["seq"],
+        "hash": event["hash"],
     }

@@ -139,6 +139,7 @@ def cmd_intents_list(args: argparse.Namespace) -> int:
             ("status", "STATUS"),
             ("agent", "AGENT"),
             ("destination", "DESTINATION"),
+            ("tool", "TOOL"),
             ("policy", "POLICY"),
             ("risk_level", "RISK"),
             ("reason_code", "REASON"),
@@ -158,8 +159,11 @@ def cmd_intents_show(args: argparse.Namespace) -> int:
 def _reviewed(args: argparse.Namespace) -> str:
     """Show what is being decided, and return the review hash it is bound to."""
     intent = _call(args, "GET", f"/v1/intents/{args.intent}")
+    target = intent["destination"]
+    if intent.get("tool"):
+        target = f"tool `{intent['tool']}` on {target}"
     print(
-        f"{intent['intentId']}: {intent['agent']} -> {intent['destination']} "
+        f"{intent['intentId']}: {intent['agent']} -> {target} "
         f"({intent['policy']}), {intent.get('method') or 'API'} {intent.get('url') or ''} "
         f"risk {intent['risk_level']}, reason {intent['reason_code']}"
     )

@@ -42,7 +42,11 @@ class Subscriber:
 def sse_message(event: str, data: Any) -> bytes:
     # json.dumps escapes newlines inside strings, so the data is always one line.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    return f"event: {event}\ndata: {payload}\n\n".encode()
+    try:
+        return f"event: {event}\ndata: {payload}\n\n".encode()
+    except UnicodeEncodeError:  # a lone surrogate: escape it rather than end the stream
+        payload = json.dumps(data, separators=(",", ":"), default=str)
+        return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
 class EventHub:

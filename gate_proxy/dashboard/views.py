@@ -8,7 +8,6 @@ from typing import Any
 
 from gate_proxy.api.views import intent_view
 from gate_proxy.core.intents import Intent, Status
-from gate_proxy.core.mcp.record import intent_tool
 from gate_proxy.core.pii import mask_pii
 from gate_proxy.store.base import Row, Store
 
@@ -36,7 +35,7 @@ def dashboard_view(
     # Agent-supplied metadata is neither redacted nor needed to decide: leave it out. A
     # proxied intent's metadata is the gate's own: it names the MCP tool of a tools/call.
     view.pop("metadata", None)
-    view["tool"] = _masked(intent_tool(intent))
+    view["tool"] = _masked(view["tool"])
     payload = dict(view["payload"])
     payload["preview"] = _masked(payload.get("preview"))
     view["payload"] = payload

@@ -77,10 +77,10 @@ class Agents:
         if not caller.is_admin:
             raise not_permitted("registering agents needs an admin key")
         name = body.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise invalid("name is required: 1-64 letters, digits, _ . @ -")
         role = body.get("role", "agent")
-        if role not in {r.value for r in Role}:
+        if not isinstance(role, str) or role not in {r.value for r in Role}:
             raise invalid("role must be agent, reviewer or admin")
         risk_tier = body.get("riskTier", body.get("risk_tier", "standard"))
         if risk_tier not in RISK_TIERS:
