@@ -1,22 +1,20 @@
-"""The SQLite store directly: read-your-writes under concurrency, and the ledger chain."""
+"""The Store on both backends (SQLite, PostgreSQL): read-your-writes under concurrency,
+the ledger chain, and intents as typed values. Every test runs once per backend through
+the ``store_backend`` fixture (tests/conftest.py, tests/store_backends.py)."""
 
 import asyncio
 import dataclasses
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from store_backends import StoreBackend
 
 from gate_proxy.clock import utc_iso, utc_now
 from gate_proxy.core.decide import Counts
 from gate_proxy.core.intents import INTENT_COLUMNS, IllegalTransition, Intent, Status
-from gate_proxy.keys import load_or_create_signer
-from gate_proxy.ledger import verify_database
-from gate_proxy.store.base import CountQuery, EventDraft, Row
-from gate_proxy.store.sqlite import SqliteStore
+from gate_proxy.store.base import CountQuery, DuplicateKey, EventDraft, Row, Store
 
 
 def _intent(intent_id: str, status: Status = Status.PENDING) -> Intent:
@@ -34,9 +32,8 @@ def _intent(intent_id: str, status: Status = Status.PENDING) -> Intent:
     )
 
 
-async def test_every_coroutine_reads_its_own_write(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path, load_or_create_signer(tmp_path))
-    await store.open()
+async def test_every_coroutine_reads_its_own_write(store_backend: StoreBackend) -> None:
+    store = await store_backend.open_store()
     try:
 
         async def write_then_read(n: int) -> bool:
@@ -60,13 +57,12 @@ async def test_every_coroutine_reads_its_own_write(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert all(results), f"{results.count(False)} of {len(results)} reads missed their write"
-    result = verify_database(tmp_path / "gate.db", load_or_create_signer(tmp_path).public_key)
+    result = await store_backend.verify()
     assert result.ok and result.events == 300
 
 
-async def test_a_failed_write_does_not_break_the_chain(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path, load_or_create_signer(tmp_path))
-    await store.open()
+async def test_a_failed_write_does_not_break_the_chain(store_backend: StoreBackend) -> None:
+    store = await store_backend.open_store()
     try:
         await store.insert_intent(_intent("int_a"), [EventDraft("proposed", "int_a", "a")])
         outcomes = await asyncio.gather(
@@ -76,23 +72,22 @@ async def test_a_failed_write_does_not_break_the_chain(tmp_path: Path) -> None:
         )
     finally:
         await store.close()
-    assert isinstance(outcomes[0], Exception)  # duplicate primary key
+    assert isinstance(outcomes[0], DuplicateKey)  # duplicate primary key
     assert outcomes[1] is None
-    result = verify_database(tmp_path / "gate.db", load_or_create_signer(tmp_path).public_key)
+    result = await store_backend.verify()
     assert result.ok and result.events == 2 and result.checkpoints >= 1
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path, load_or_create_signer(tmp_path))
-    await opened.open()
+async def store(store_backend: StoreBackend) -> AsyncIterator[Store]:
+    opened = await store_backend.open_store()
     try:
         yield opened
     finally:
         await opened.close()
 
 
-async def _snapshot(store: SqliteStore, intent_id: str) -> tuple[Intent | None, list[Row]]:
+async def _snapshot(store: Store, intent_id: str) -> tuple[Intent | None, list[Row]]:
     return await store.get_intent(intent_id), await store.ledger_events()
 
 
@@ -106,7 +101,7 @@ async def _snapshot(store: SqliteStore, intent_id: str) -> tuple[Intent | None, 
     ],
 )
 async def test_an_illegal_transition_raises_and_writes_nothing(
-    store: SqliteStore, from_statuses: tuple[str, ...], to_status: str
+    store: Store, from_statuses: tuple[str, ...], to_status: str
 ) -> None:
     await store.insert_intent(_intent("int_x"), [EventDraft("proposed", "int_x", "a", "agt_1")])
     before = await _snapshot(store, "int_x")
@@ -134,7 +129,7 @@ async def test_an_illegal_transition_raises_and_writes_nothing(
 
 
 async def test_completing_an_execution_into_an_illegal_status_writes_nothing(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     now = utc_now()
     intent = _intent("int_e", Status.APPROVED)
@@ -210,23 +205,17 @@ def _every_field_set(intent_id: str = "int_full") -> Intent:
     )
 
 
-def _raw_row(data_dir: Path, intent_id: str) -> dict[str, object]:
-    with sqlite3.connect(f"file:{data_dir / 'gate.db'}?mode=ro", uri=True) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM intents WHERE id = ?", (intent_id,)).fetchone()
-    return dict(row)
-
-
 async def test_the_intent_dataclass_has_exactly_the_tables_columns(
-    store: SqliteStore, tmp_path: Path
+    store: Store, store_backend: StoreBackend
 ) -> None:
-    with sqlite3.connect(f"file:{tmp_path / 'gate.db'}?mode=ro", uri=True) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(intents)")}
-    assert columns == set(INTENT_COLUMNS)
+    columns = await store_backend.intent_columns()
+    assert set(columns) == set(INTENT_COLUMNS)
     assert len(INTENT_COLUMNS) == len(columns)
 
 
-async def test_an_intent_round_trips_through_every_read(store: SqliteStore, tmp_path: Path) -> None:
+async def test_an_intent_round_trips_through_every_read(
+    store: Store, store_backend: StoreBackend
+) -> None:
     original = _every_field_set()
     await store.insert_intent(original, [EventDraft("proposed", original.id, "bot", "agt_1")])
     assert await store.get_intent(original.id) == original
@@ -239,8 +228,8 @@ async def test_an_intent_round_trips_through_every_read(store: SqliteStore, tmp_
     assert read.status is Status.APPROVED and read.shadow is True
     assert read.sensitivity_tags == ("pii", "finance")
     assert read.metadata["nested"] == {"list": [1, 2]}
-    # What SQLite holds: JSON text, an integer flag, the status's text.
-    raw = _raw_row(tmp_path, original.id)
+    # What the database holds (either backend): JSON text, an integer flag, the status's text.
+    raw = await store_backend.raw_intent(original.id)
     assert raw["sensitivity_tags"] == '["pii", "finance"]'
     assert json.loads(str(raw["metadata"])) == {
         "ticket": "T-1",
@@ -250,7 +239,7 @@ async def test_an_intent_round_trips_through_every_read(store: SqliteStore, tmp_
     assert (raw["shadow"], raw["status"], raw["require_approvals"]) == (1, "approved", 2)
 
 
-async def test_a_minimal_intent_reads_back_with_the_defaults(store: SqliteStore) -> None:
+async def test_a_minimal_intent_reads_back_with_the_defaults(store: Store) -> None:
     minimal = _intent("int_min")
     await store.insert_intent(minimal, [])
     read = await store.get_intent("int_min")
@@ -261,7 +250,7 @@ async def test_a_minimal_intent_reads_back_with_the_defaults(store: SqliteStore)
 
 
 async def test_a_recorded_transition_reads_back_as_with_status_says(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     pending = _intent("int_t")
     await store.insert_intent(pending, [])
@@ -286,7 +275,7 @@ async def test_a_recorded_transition_reads_back_as_with_status_says(
     ],
 )
 async def test_a_transition_sets_only_known_columns(
-    store: SqliteStore, changes: dict[str, object]
+    store: Store, changes: dict[str, object]
 ) -> None:
     await store.insert_intent(_intent("int_c"), [])
     before = await _snapshot(store, "int_c")
@@ -299,7 +288,7 @@ async def test_a_transition_sets_only_known_columns(
 
 
 async def test_the_duplicate_window_hands_the_decider_the_earlier_intent(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     original = dataclasses.replace(
         _every_field_set("int_orig"), idempotency_key=None, duplicate_of=None
@@ -329,3 +318,144 @@ async def test_the_duplicate_window_hands_the_decider_the_earlier_intent(
     assert recorded.duplicate_of == "int_orig" and recorded.status is Status.DUPLICATE
     assert await store.get_intent("int_dup") == recorded
     assert [event.type for event in events] == ["duplicate_blocked"]
+
+
+# -- the rest of the protocol, on both backends -----------------------------------------------
+
+
+async def test_the_ledger_and_its_checkpoints_are_append_only(
+    store: Store, store_backend: StoreBackend
+) -> None:
+    await store.append([EventDraft("note", None, "a")])
+    await store.checkpoint()
+    statements = [
+        "UPDATE ledger SET type = 'forged'",
+        "DELETE FROM ledger",
+        "UPDATE ledger_checkpoints SET hash = 'forged'",
+        "DELETE FROM ledger_checkpoints",
+    ]
+    if store_backend.name == "postgres":  # SQLite has no TRUNCATE (its DELETE fires triggers)
+        statements += ["TRUNCATE ledger", "TRUNCATE ledger_checkpoints", "TRUNCATE ledger CASCADE"]
+    for statement in statements:
+        with pytest.raises(Exception, match="append-only"):
+            await store_backend.execute(statement)
+    await store.append([EventDraft("note", None, "a")])  # the store still writes
+    await store.checkpoint()
+    result = await store_backend.verify()
+    assert result.ok and result.events == 2 and result.checkpoints == 2, result.describe()
+
+
+async def test_an_idempotency_key_is_unique_per_agent(store: Store) -> None:
+    first = dataclasses.replace(_intent("int_k1"), idempotency_key="k")
+    await store.insert_intent(first, [EventDraft("proposed", "int_k1", "a")])
+    with pytest.raises(DuplicateKey):
+        await store.insert_intent(
+            dataclasses.replace(_intent("int_k2"), idempotency_key="k"),
+            [EventDraft("proposed", "int_k2", "a")],
+        )
+    # Another agent may use the same key; a duplicate_blocked intent does not hold it.
+    await store.insert_intent(
+        dataclasses.replace(_intent("int_k3"), agent_id="agt_2", idempotency_key="k"), []
+    )
+    await store.insert_intent(
+        dataclasses.replace(_intent("int_k4", Status.DUPLICATE), idempotency_key="k"), []
+    )
+    assert await store.find_by_idempotency_key("agt_1", "k") == first
+    assert [event["type"] for event in await store.ledger_events()] == ["proposed"]
+
+
+def _aged(
+    intent_id: str, minutes_ago: float, status: Status, value: float, **changes: object
+) -> Intent:
+    created = utc_iso(utc_now() - timedelta(minutes=minutes_ago))
+    fields = {"created_at": created, "estimated_value_usd": value, **changes}
+    return dataclasses.replace(_intent(intent_id, status), **fields)  # type: ignore[arg-type]
+
+
+async def test_counts_sums_and_metrics(store: Store) -> None:
+    created = utc_now() - timedelta(minutes=10)
+    decided = {"decided_at": utc_iso(created + timedelta(seconds=2)), "decided_by": "rev_1"}
+    intents = [
+        _aged("int_1", 10, Status.APPROVED, 10.0, created_at=utc_iso(created), **decided),
+        _aged("int_2", 20, Status.PENDING, 5.0),
+        _aged("int_3", 30, Status.BLOCKED, 100.0),  # counted as an attempt, never as spend
+        _aged("int_4", 300, Status.SUCCEEDED, 7.0),  # earlier today
+        _aged("int_5", 40, Status.FAILED, 3.0, agent_id="agt_2"),  # another agent
+        _aged("int_6", 50, Status.APPROVED, 1.0, policy="other"),  # another policy
+        _aged("int_7", 2 * 24 * 60, Status.APPROVED, 50.0),  # two days ago: outside both
+    ]
+    for intent in intents:
+        await store.insert_intent(intent, [])
+    since_hour = utc_iso(utc_now() - timedelta(hours=1))
+    since_day = utc_iso(utc_now() - timedelta(days=1))
+    assert await store.count_recent_intents("agt_1", since_hour, since_day) == (4, 5)
+    assert await store.sum_recent_value("agt_1", "p", since_hour, since_day) == (
+        15.0,
+        22.0,
+        18.0,
+        25.0,
+    )
+    metrics = await store.intent_metrics()
+    latency = metrics.pop("avg_approval_latency_ms")
+    assert latency == pytest.approx(2000.0, abs=1.0)  # only int_1 was decided by a person
+    assert metrics == {
+        "attempted": 7,
+        "blocked": 1,
+        "pending": 1,
+        "approved": 5,
+        "succeeded": 1,
+        "failed": 1,
+        "duplicate": 0,
+        "expired": 0,
+    }
+    assert (await store.intent_metrics("agt_2"))["attempted"] == 1
+    assert (await store.intent_metrics("agt_2"))["avg_approval_latency_ms"] is None
+    assert await store.next_pending_expiry() is None  # none of them has a deadline
+
+
+async def test_agents_votes_and_webhooks_round_trip(store: Store) -> None:
+    now = utc_iso()
+    agent = {
+        "id": "agt_9",
+        "name": "bot",
+        "role": "agent",
+        "status": "active",
+        "key_hash": "kh",
+        "key_prefix": "gate_sk_abcd",
+        "risk_tier": "low",
+        "owner": None,
+        "framework": "x",
+        "environment": None,
+        "allowed_policies": ["p"],
+        "allowed_destinations": None,
+        "metadata": {"team": "é"},
+        "created_at": now,
+        "updated_at": now,
+    }
+    await store.insert_agent(agent, EventDraft("agent_registered", None, "admin", "agt_9"))
+    with pytest.raises(DuplicateKey):  # the name is taken
+        await store.insert_agent(
+            {**agent, "id": "agt_8", "key_hash": "kh2"}, EventDraft("x", None, "a")
+        )
+    assert await store.get_agent("agt_9") == agent
+    assert await store.get_agent_by_name("bot") == agent
+    assert await store.get_agent_by_key_hash("kh") == agent
+    assert await store.list_agents() == [agent]
+    assert await store.set_agent_status("agt_9", "revoked", EventDraft("agent_revoked", None, "a"))
+    assert not await store.set_agent_status("agt_9", "active", EventDraft("agent_x", None, "a"))
+    assert not await store.set_agent_status("agt_0", "active", EventDraft("agent_x", None, "a"))
+    revoked = await store.get_agent("agt_9")
+    assert revoked is not None and revoked["status"] == "revoked"
+
+    vote = {"intent_id": "int_v", "reviewer_id": "rev_1", "vote": "approve", "reason": None}
+    await store.add_vote({**vote, "created_at": now}, EventDraft("approval_vote", "int_v", "r"))
+    with pytest.raises(DuplicateKey):
+        await store.add_vote({**vote, "created_at": now}, EventDraft("approval_vote", "int_v", "r"))
+    assert await store.list_votes("int_v") == [{**vote, "created_at": now}]
+
+    hook = {"id": "wh_1", "intent_id": "int_v", "owner_id": "agt_9", "url": "https://h/x"}
+    await store.insert_webhook({**hook, "secret": "s", "created_at": now})
+    assert await store.webhooks_for("int_v") == [{**hook, "secret": "s", "created_at": now}]
+    await store.record_delivery("wh_1", "approved", True, "200")
+    types = [event["type"] for event in await store.ledger_events()]
+    assert types == ["agent_registered", "agent_revoked", "approval_vote"]
