@@ -2,10 +2,15 @@
 real proxies, real upstreams. What one decides or approves, the other honours; what one
 holds, the other releases; a limit, an approval and the ledger's chain stay single.
 
-Both replicas run in fleet mode (``--workers 2 --worker-index i``: leases, the ledger feed,
-the chain head read under the write lock) on their own ports, sharing the data dir.
+Every test runs on both stores:
+- sqlite: two processes in fleet mode (``--workers 2 --worker-index i``: leases, the
+  ledger feed, the chain head read under the write lock) on their own ports, sharing one
+  data dir (workers on one box);
+- postgres: two replicas, each with its own data and certs dirs (two boxes), one
+  PostgreSQL database (a real server the harness starts), the same mounted key files.
 """
 
+import asyncio
 import concurrent.futures
 import hashlib
 import itertools
@@ -15,14 +20,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from gate_process import GateProcess, prepare_root
+from gate_process import TEST_ADMIN_KEY, GateProcess, prepare_root
 from upstreams import Upstream, free_port
+
+from gate_proxy.keys import load_or_create_signer
+from gate_proxy.proxy.ca import CA_KEY_AND_CERT, ensure_ca
 
 POLICIES = {
     "needs-review": "id: needs-review\nrequire_approval: always\nexpiry_minutes: 30\n",
@@ -44,44 +53,104 @@ default:
 
 
 @dataclass
+class Store:
+    """Where the pair's ledger lives, and how to read it from outside the gates."""
+
+    kind: str
+    data_dir: Path
+    url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.url is None:
+            with sqlite3.connect(f"file:{self.data_dir / 'gate.db'}?mode=ro", uri=True) as db:
+                return db.execute(sql).fetchall()
+
+        async def fetch() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(self.url)
+            try:
+                return [tuple(row) for row in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+
+    def verify_args(self) -> list[str]:
+        where = ["--database-url", self.url] if self.url else []
+        return ["ledger", "verify", "--data-dir", str(self.data_dir), *where]
+
+
+@dataclass
 class Pair:
     a: GateProcess
     b: GateProcess
     upstream: Upstream
+    store: Store
 
     def proxy(self, gate: GateProcess, agent: dict[str, Any], **kwargs: Any) -> httpx.Client:
         url = f"http://{agent['agentId']}:{agent['apiKey']}@127.0.0.1:{gate.proxy_port}"
         return httpx.Client(proxy=url, timeout=kwargs.pop("timeout", 30), **kwargs)
 
     def events(self) -> list[dict[str, Any]]:
-        with sqlite3.connect(f"file:{self.a.data_dir / 'gate.db'}?mode=ro", uri=True) as db:
-            return [json.loads(body) for (body,) in db.execute("SELECT body FROM ledger")]
+        return [json.loads(body) for (body,) in self.store.query("SELECT body FROM ledger ORDER BY seq")]
+
+    def payload_digests(self) -> dict[str, str]:
+        return dict(self.store.query("SELECT id, payload_sha256 FROM intents"))
 
     def verify(self) -> str:
-        result = self.a.cli("ledger", "verify", "--data-dir", str(self.a.data_dir))
+        result = self.a.cli(*self.store.verify_args(), env=self.store.env)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
-
-def start_replica(root: Path, index: int) -> GateProcess:
-    gate = GateProcess(root, free_port(), free_port(), free_port(), None)
-    gate.start("--workers", "2", "--worker-index", str(index))
-    return gate
+    def stop(self) -> None:
+        self.b.stop()
+        self.a.stop()
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    root = tmp_path_factory.mktemp("fleet")
-    with Upstream() as upstream:
+def shared_keys(directory: Path) -> dict[str, str]:
+    """What make-secrets.sh gives a fleet: one signing key and one CA, as mounted files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    load_or_create_signer(directory)
+    ensure_ca(directory / "ca")
+    return {
+        "GATE_SIGNING_KEY_FILE": str(directory / "signing.key"),
+        "GATE_CA_FILE": str(directory / "ca" / CA_KEY_AND_CERT),
+    }
+
+
+def start_pair(root: Path, backend: str, pg_url: str | None) -> Pair:
+    upstream = Upstream().start()
+    if backend == "sqlite":
         prepare_root(root, POLICIES)
         (root / "config" / "destinations.yaml").write_text(destinations(upstream.port))
-        a = start_replica(root, 0)  # generates the keys and the CA the other one uses
-        b = start_replica(root, 1)
-        try:
-            yield Pair(a, b, upstream)
-        finally:
-            b.stop()
-            a.stop()
+        gates = [GateProcess(root, free_port(), free_port(), free_port(), None) for _ in "ab"]
+        gates[0].start("--workers", "2", "--worker-index", "0")  # makes the keys and CA
+        gates[1].start("--workers", "2", "--worker-index", "1")
+        return Pair(gates[0], gates[1], upstream, Store("sqlite", root / "data"))
+    assert pg_url is not None
+    env = shared_keys(root / "keys")
+    gates = []
+    for name in ("a", "b"):
+        prepare_root(root / name, POLICIES)
+        (root / name / "config" / "destinations.yaml").write_text(destinations(upstream.port))
+        gate = GateProcess(root / name, free_port(), free_port(), free_port(), TEST_ADMIN_KEY)
+        gate.start("--database-url", pg_url, env=env)
+        gates.append(gate)
+    return Pair(gates[0], gates[1], upstream, Store("postgres", root / "a" / "data", pg_url, env))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
+    backend = request.param
+    pg_url = request.getfixturevalue("pg_module_url") if backend == "postgres" else None
+    started = start_pair(tmp_path_factory.mktemp(f"fleet-{backend}"), backend, pg_url)
+    try:
+        yield started
+    finally:
+        started.stop()
+        started.upstream.stop()
 
 
 def marker() -> str:
@@ -240,53 +309,52 @@ def test_a_dashboard_session_from_one_replica_works_on_the_other(pair: Pair) -> 
     assert session.json()["principal"]["name"] == reviewer["name"]
 
 
-def test_kill_9_under_load_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_kill_9_under_load_leaves_a_ledger_that_verifies(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """A replica dies mid-load: every request the upstream received has its write-ahead
     record, and the chain verifies."""
-    with Upstream() as upstream:
-        prepare_root(tmp_path, POLICIES)
-        (tmp_path / "config" / "destinations.yaml").write_text(destinations(upstream.port))
-        a = start_replica(tmp_path, 0)
-        b = start_replica(tmp_path, 1)
-        pair = Pair(a, b, upstream)
-        try:
-            agent = a.register(f"load-{time.monotonic_ns()}")
-            stop = threading.Event()
-            numbers = itertools.count()
-            mark = marker()
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    pair = start_pair(tmp_path, backend, pg_url)
+    a, b, upstream = pair.a, pair.b, pair.upstream
+    try:
+        agent = a.register(f"load-{time.monotonic_ns()}")
+        stop = threading.Event()
+        numbers = itertools.count()
+        mark = marker()
 
-            def load(gate: GateProcess) -> None:
-                for _ in range(400):
-                    if stop.is_set():
-                        return
-                    body = {"m": mark, "n": next(numbers)}
-                    try:
-                        with pair.proxy(gate, agent, timeout=10) as client:
-                            client.post(f"{upstream.url}/auto", json=body)
-                    except httpx.HTTPError:
-                        if gate is b:
-                            return  # b is dead
+        def load(gate: GateProcess) -> None:
+            for _ in range(400):
+                if stop.is_set():
+                    return
+                body = {"m": mark, "n": next(numbers)}
+                try:
+                    with pair.proxy(gate, agent, timeout=10) as client:
+                        client.post(f"{upstream.url}/auto", json=body)
+                except httpx.HTTPError:
+                    if gate is b:
+                        return  # b is dead
 
-            with concurrent.futures.ThreadPoolExecutor(4) as pool:
-                futures = [pool.submit(load, gate) for gate in (a, a, b, b)]
-                wait_for(lambda: received(pair, mark) >= 40, timeout=30)
-                assert b.process is not None
-                b.process.send_signal(signal.SIGKILL)
-                b.process.wait(timeout=10)
-                wait_for(lambda: received(pair, mark) >= 80, timeout=30)  # a carries on
-                stop.set()
-                for future in futures:
-                    future.result(timeout=60)
-        finally:
-            b.stop()
-            a.stop()
-        with sqlite3.connect(f"file:{a.data_dir / 'gate.db'}?mode=ro", uri=True) as db:
-            digest_of = dict(db.execute("SELECT id, payload_sha256 FROM intents"))
-        requested = {
-            digest_of[e["intent_id"]] for e in pair.events() if e["type"] == "execution_requested"
-        }
-        delivered = [r.body for r in upstream.requests if mark.encode() in r.body]
-        assert len(delivered) >= 80
-        missing = [body for body in delivered if hashlib.sha256(body).hexdigest() not in requested]
-        assert missing == []
-        assert "ledger intact" in pair.verify()
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(load, gate) for gate in (a, a, b, b)]
+            wait_for(lambda: received(pair, mark) >= 40, timeout=30)
+            assert b.process is not None
+            b.process.send_signal(signal.SIGKILL)
+            b.process.wait(timeout=10)
+            wait_for(lambda: received(pair, mark) >= 80, timeout=30)  # a carries on
+            stop.set()
+            for future in futures:
+                future.result(timeout=60)
+    finally:
+        pair.stop()
+        upstream.stop()
+    digest_of = pair.payload_digests()
+    requested = {
+        digest_of[e["intent_id"]] for e in pair.events() if e["type"] == "execution_requested"
+    }
+    delivered = [r.body for r in upstream.requests if mark.encode() in r.body]
+    assert len(delivered) >= 80
+    missing = [body for body in delivered if hashlib.sha256(body).hexdigest() not in requested]
+    assert missing == []
+    assert "ledger intact" in pair.verify()
