@@ -1,5 +1,6 @@
 """Runs the real `gate-proxy serve` in a subprocess for end-to-end tests."""
 
+import asyncio
 import os
 import shutil
 import signal
@@ -30,6 +31,9 @@ class GateProcess:
     admin_key: str | None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
+    # A PostgreSQL store (--database-url), with the key files a fleet mounts; None: SQLite.
+    database_url: str | None = None
+    key_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -89,13 +93,26 @@ class GateProcess:
             text=True,
             timeout=60,
             cwd=self.root,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **self.key_env, **(env or {})},
         )
+
+    def store_args(self) -> list[str]:
+        """Where this gate's store is, for the CLI's ledger commands."""
+        where = ["--database-url", self.database_url] if self.database_url else []
+        return ["--data-dir", str(self.data_dir), *where]
+
+    def stored_bytes(self) -> bytes:
+        """Everything the store holds, as bytes: to prove what is never written."""
+        if self.database_url is None:
+            return b"".join(p.read_bytes() for p in self.data_dir.iterdir() if p.is_file())
+        return asyncio.run(_postgres_dump(self.database_url))
 
     def start(self, *extra: str, env: dict[str, str] | None = None, wait: bool = True) -> None:
         self.log_path = self.root / f"gate-{int(time.time() * 1000)}.log"
-        environment = {**os.environ, **(env or {})}
+        environment = {**os.environ, **self.key_env, **(env or {})}
         environment.setdefault("GATE_CLOCK_OFFSET_FILE", str(self.clock_file))
+        if self.database_url and "--database-url" not in extra:
+            extra = ("--database-url", self.database_url, *extra)
         if self.admin_key:
             environment["GATE_ADMIN_KEY"] = self.admin_key
         else:
@@ -168,6 +185,38 @@ def prepare_root(root: Path, policies: dict[str, str] | None = None) -> None:
             (root / "policies" / f"{name}.yaml").write_text(text)
 
 
+async def _postgres_dump(url: str) -> bytes:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        )
+        chunks = []
+        for (table,) in tables:
+            rows = await conn.fetch(f'SELECT t::text FROM "{table}" t')
+            chunks.extend(row[0].encode() for row in rows)
+        return b"\n".join(chunks)
+    finally:
+        await conn.close()
+
+
+def fleet_keys(directory: Path) -> dict[str, str]:
+    """What deploy/make-secrets.sh gives a fleet: one signing key and one CA as files, for
+    GATE_SIGNING_KEY_FILE and GATE_CA_FILE (with a shared database the gate makes none)."""
+    from gate_proxy.keys import load_or_create_signer
+    from gate_proxy.proxy.ca import CA_KEY_AND_CERT, ensure_ca
+
+    directory.mkdir(parents=True, exist_ok=True)
+    load_or_create_signer(directory)
+    ensure_ca(directory / "ca")
+    return {
+        "GATE_SIGNING_KEY_FILE": str(directory / "signing.key"),
+        "GATE_CA_FILE": str(directory / "ca" / CA_KEY_AND_CERT),
+    }
+
+
 @contextmanager
 def running_gate(
     root: Path,
@@ -177,6 +226,7 @@ def running_gate(
     admin_key: str | None = TEST_ADMIN_KEY,
     extra: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    database_url: str | None = None,
 ) -> Iterator[GateProcess]:
     prepare_root(root, policies)
     for name, text in (config or {}).items():
@@ -184,6 +234,9 @@ def running_gate(
             text = LOOPBACK_EGRESS + text
         (root / "config" / name).write_text(text)
     gate = GateProcess(root, free_port(), free_port(), free_port(), admin_key)
+    if database_url is not None:
+        gate.database_url = database_url
+        gate.key_env = fleet_keys(root / "keys")
     gate.start(*extra, env=env)
     try:
         yield gate

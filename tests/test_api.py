@@ -16,6 +16,7 @@ from gate_process import GateProcess, running_gate
 from prometheus_client.parser import text_string_to_metric_families
 
 from gate_proxy.core.canonical import canonical_bytes
+from gate_proxy.keys import hash_key
 
 POLICIES = {
     "support-reply": """
@@ -59,10 +60,14 @@ environments:
 }
 
 
-@pytest.fixture(scope="module")
-def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateProcess]:
-    root = tmp_path_factory.mktemp("api")
-    with running_gate(root, policies=POLICIES) as process:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def gate(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GateProcess]:
+    """The same API on both stores: SQLite in the data dir, or a real PostgreSQL."""
+    root = tmp_path_factory.mktemp(f"api-{request.param}")
+    url = request.getfixturevalue("pg_module_url") if request.param == "postgres" else None
+    with running_gate(root, policies=POLICIES, database_url=url) as process:
         yield process
 
 
@@ -127,9 +132,9 @@ def test_registration_needs_an_admin_key(gate: GateProcess, agent: dict) -> None
 
 def test_api_key_is_stored_only_as_a_hash(gate: GateProcess, agent: dict) -> None:
     key = agent["apiKey"]
-    for path in gate.data_dir.iterdir():
-        if path.is_file():
-            assert key.encode() not in path.read_bytes(), path.name
+    stored = gate.stored_bytes()
+    assert hash_key(key).encode() in stored  # really looked where the agents are
+    assert key.encode() not in stored
     with gate.admin() as admin:
         shown = admin.get(f"/v1/agents/{agent['agentId']}").json()
     assert "apiKey" not in shown and key not in json.dumps(shown)
@@ -317,8 +322,9 @@ def test_payload_preview_is_redacted(gate: GateProcess, agent: dict) -> None:
         preview = client.get(f"/v1/intents/{intent['intentId']}").json()["payload"]["preview"]
     assert "plain-secret-value-123" not in preview and secret not in preview
     assert "hello" in preview
-    db = (gate.data_dir / "gate.db").read_bytes() + (gate.data_dir / "gate.db-wal").read_bytes()
-    assert secret.encode() not in db and b"plain-secret-value-123" not in db
+    stored = gate.stored_bytes()
+    assert intent["intentId"].encode() in stored
+    assert secret.encode() not in stored and b"plain-secret-value-123" not in stored
 
 
 # -- review ------------------------------------------------------------------------------------
@@ -471,7 +477,7 @@ def test_execution_order_is_signed_and_single_use(gate: GateProcess, agent: dict
         ]
     assert intent["status"] == "succeeded"
     assert trail[-2:] == ["execution_requested", "execution_succeeded"]
-    assert token.encode() not in (gate.data_dir / "gate.db-wal").read_bytes()
+    assert token.encode() not in gate.stored_bytes()
 
 
 def test_execution_report_rejects_a_wrong_token(gate: GateProcess, agent: dict) -> None:
@@ -617,10 +623,10 @@ def test_legacy_aliases(gate: GateProcess, agent: dict, reviewer: dict) -> None:
 
 def test_ledger_verify_and_export(gate: GateProcess, agent: dict) -> None:
     reply(gate, agent["apiKey"])
-    result = gate.cli("ledger", "verify", "--data-dir", str(gate.data_dir))
+    result = gate.cli("ledger", "verify", *gate.store_args())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "intact" in result.stdout
-    exported = gate.cli("ledger", "export", "--format", "jsonl", "--data-dir", str(gate.data_dir))
+    exported = gate.cli("ledger", "export", "--format", "jsonl", *gate.store_args())
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert lines and all({"seq", "hash", "prev", "type"} <= set(line) for line in lines)
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
@@ -784,7 +790,11 @@ def test_decision_log_line(gate: GateProcess, agent: dict) -> None:
 
 
 def test_data_files_are_private(gate: GateProcess) -> None:
-    assert stat.S_IMODE((gate.data_dir / "gate.db").stat().st_mode) == 0o600
+    files = [path for path in gate.data_dir.iterdir() if path.is_file()]
+    assert files  # signing.pub at least; gate.db and its WAL on SQLite
+    if gate.database_url is None:
+        assert "gate.db" in {path.name for path in files}
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in files)
     assert stat.S_IMODE(os.stat(gate.data_dir).st_mode) == 0o700
 
 
