@@ -164,4 +164,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX dashboard_sessions_key ON dashboard_sessions (key_hash);
         """,
     ),
+    (
+        4,
+        """
+        -- The duplicate window looks up one agent's same request (destination and
+        -- fingerprint) since a moment: without this, a scan of the agent's recent intents
+        -- inside the write lock (PostgreSQL has had it since its version 2).
+        CREATE INDEX intents_dedupe ON intents (agent_id, destination, fingerprint, created_at);
+        """,
+    ),
 ]
