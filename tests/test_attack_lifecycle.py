@@ -208,8 +208,10 @@ def test_a_client_that_left_during_the_hold_gets_nothing_sent(env: Env) -> None:
     wait_until(lambda: not any(h["agentId"] == agent["agentId"] for h in env.held()))
     with env.gate.admin() as admin:
         wait_until(
-            lambda: "hold_client_left"
-            in [e["eventType"] for e in admin.get(f"/v1/intents/{intent_id}/audit").json()]
+            lambda: (
+                "hold_client_left"
+                in [e["eventType"] for e in admin.get(f"/v1/intents/{intent_id}/audit").json()]
+            )
         )
         assert admin.get(f"/v1/intents/{intent_id}").json()["status"] == "pending_approval"
     assert env.admin_post(f"/v1/intents/{intent_id}/approve").status_code == 200

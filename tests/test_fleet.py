@@ -92,7 +92,9 @@ class Pair:
         return httpx.Client(proxy=url, timeout=kwargs.pop("timeout", 30), **kwargs)
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for (body,) in self.store.query("SELECT body FROM ledger ORDER BY seq")]
+        return [
+            json.loads(body) for (body,) in self.store.query("SELECT body FROM ledger ORDER BY seq")
+        ]
 
     def payload_digests(self) -> dict[str, str]:
         return dict(self.store.query("SELECT id, payload_sha256 FROM intents"))
