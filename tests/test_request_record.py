@@ -28,8 +28,10 @@ def registry(port: int) -> str:
         "    /terms: {method: POST, destination: crm.terms, policy: terms}\n"
         "    /read: {method: GET, passthrough: true}\n"
         '"blocked.example":\n  block: true\n'
-        '"metadata.example":\n  paths:\n'
+        '"127.0.0.2":\n  paths:\n'
         "    /: {method: POST, destination: internal.write, policy: auto}\n"
+        '"metadata.example":\n  paths:\n'
+        "    /: {method: POST, destination: internal.dns, policy: auto}\n"
     )
 
 
@@ -55,7 +57,8 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("record")
     with Upstream() as upstream:
-        # metadata.example resolves nowhere: its egress check fails after the decision.
+        # 127.0.0.2 is outside egress_allow and metadata.example resolves nowhere: both are
+        # refused by the egress check after the decision.
         config = {
             "destinations.yaml": registry(upstream.port),
             "gate.yaml": 'egress_allow: ["127.0.0.1/32", localhost]\n',
@@ -85,7 +88,8 @@ def test_each_outcome_writes_exactly_one_record(env: Env) -> None:
         pending = one_record(env, lambda: client.post(f"{base}/review", json={"a": 1}))
         read = one_record(env, lambda: client.get(f"{base}/read"))
         unknown = one_record(env, lambda: client.post(f"{base}/nowhere", json={}))
-        egress = one_record(env, lambda: client.post("http://metadata.example/", json={}))
+        egress = one_record(env, lambda: client.post("http://127.0.0.2/", json={}))
+        unresolvable = one_record(env, lambda: client.post("http://metadata.example/", json={}))
     assert (forwarded["decision"], forwarded["destination"]) == ("approved", "crm.ok")
     assert forwarded["status"] == 200 and forwarded["intent_id"]
     assert (blocked["decision"], blocked["reason"]) == ("blocked", "blocked_term_detected")
@@ -94,7 +98,10 @@ def test_each_outcome_writes_exactly_one_record(env: Env) -> None:
     assert unknown["decision"] == "blocked" and unknown["reason"] == "destination_unknown"
     # Decided (approved), then refused by the egress check: one line, saying so.
     assert egress["decision"] == "blocked"
-    assert egress["reason"].startswith("egress_address_denied")
+    assert egress["reason"].startswith("egress_address_denied") and egress["status"] == 403
+    # A name that does not resolve is not a policy refusal: an error, nothing sent.
+    assert (unresolvable["decision"], unresolvable["reason"]) == ("error", "upstream_unresolvable")
+    assert unresolvable["status"] == 502
 
 
 def test_refusals_before_any_decision_write_one_record_too(env: Env) -> None:
