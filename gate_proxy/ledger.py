@@ -5,7 +5,6 @@ is SHA-256 over that body. Checkpoints sign (seq, hash) with the gate's Ed25519 
 rewriting the chain from some point on breaks every later checkpoint signature.
 """
 
-import functools
 import hashlib
 import json
 import re
@@ -57,22 +56,15 @@ class VerifyResult:
 
 
 def _rows(conn: sqlite3.Connection, columns: str) -> Iterator[tuple[Any, ...]]:
-    cursor = conn.execute(f"SELECT {columns} FROM ledger ORDER BY seq")
-    while batch := cursor.fetchmany(4096):
-        yield from batch
-
-
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]*")
-
-
-@functools.lru_cache(maxsize=4096)
-def _json_string_cached(value: str | None) -> str:
-    return _json_string(value)
+    # Iterating the cursor itself: sqlite3 fetches in C, with no list per batch.
+    return iter(conn.execute(f"SELECT {columns} FROM ledger ORDER BY seq"))
 
 
 def _json_string(value: str | None) -> str:
-    # Our ids need no escaping; anything else takes the exact canonical encoder.
-    if value is not None and _PLAIN_ID.fullmatch(value):
+    # An identifier (our ids, event types) contains no quote, backslash or control
+    # character, so its JSON form is itself in quotes; anything else takes the exact
+    # canonical encoder. (Non-ASCII letters need no escaping in RFC 8785 either.)
+    if value is not None and value.isidentifier():
         return f'"{value}"'
     return canonical_json(value)
 
@@ -82,36 +74,38 @@ def _expected_tail(event_id: str, intent_id: str | None, prev: str, seq: int, ki
     # members. Comparing the tail checks the previous-hash link and every indexed column
     # against the hashed body without parsing JSON (most of the cost of verifying).
     return (
-        f',"id":{_json_string(event_id)},"intent_id":{_json_string_cached(intent_id)},'
-        f'"prev":"{prev}","seq":{seq},"type":{_json_string_cached(kind)}}}'
+        f',"id":{_json_string(event_id)},"intent_id":{_json_string(intent_id)},'
+        f'"prev":"{prev}","seq":{seq},"type":{_json_string(kind)}}}'
     ).encode()
 
 
 def verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> VerifyResult:
     sha256 = hashlib.sha256
+    known_mark = _KNOWN_VERSION_MARK
     prev = GENESIS_HASH
     expected_seq = 1
-    count = 0
     columns = "seq, id, intent_id, type, CAST(body AS BLOB), hash"
     for seq, event_id, intent_id, event_type, body, stored_hash in _rows(conn, columns):
         if seq != expected_seq:
-            return VerifyResult(
-                False, count, 0, expected_seq, None, f"missing event (next present is {seq})"
-            )
+            reason = f"missing event (next present is {seq})"
+            return VerifyResult(False, expected_seq - 1, 0, expected_seq, None, reason)
         if sha256(body).hexdigest() != stored_hash:
-            return VerifyResult(False, count, 0, seq, event_id, "hash does not match body")
+            return VerifyResult(False, seq - 1, 0, seq, event_id, "hash does not match body")
         tail = _expected_tail(event_id, intent_id, prev, seq, event_type)
         if not body.endswith(tail):
             link_ok = f'"prev":"{prev}"'.encode() in body
             reason = "indexed columns differ from body" if link_ok else "previous-hash link broken"
-            return VerifyResult(False, count, 0, seq, event_id, reason)
-        head = body[: -len(tail)]
-        if not head.endswith(_KNOWN_VERSION_MARK) and _VERSION_MARK.search(head[-24:]):
-            return VerifyResult(False, count, 0, seq, event_id, "unknown hash_v")
+            return VerifyResult(False, seq - 1, 0, seq, event_id, reason)
+        # The member before the tail: our version mark, or (v1) no mark at all.
+        head_end = len(body) - len(tail)
+        if not body.endswith(known_mark, 0, head_end) and _VERSION_MARK.search(
+            body, max(0, head_end - 24), head_end
+        ):
+            return VerifyResult(False, seq - 1, 0, seq, event_id, "unknown hash_v")
         prev = stored_hash
         expected_seq += 1
-        count += 1
-    return _verify_checkpoints(conn, public_key, count, expected_seq - 1)
+    count = expected_seq - 1
+    return _verify_checkpoints(conn, public_key, count, count)
 
 
 def _verify_checkpoints(

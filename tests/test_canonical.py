@@ -2,6 +2,9 @@
 
 import math
 import random
+import struct
+from collections import OrderedDict
+from enum import StrEnum
 
 import pytest
 import rfc8785
@@ -72,3 +75,56 @@ def test_integers_beyond_the_json_double_range_keep_their_exact_digits() -> None
     assert canonical_bytes({"n": big}) == b'{"n":1152921504606846977}'
     assert canonical_bytes({"n": big}) != canonical_bytes({"n": big + 1})
     assert canonical_bytes({"n": big, "f": 0.5}) == canonical_bytes({"f": 0.5, "n": big})
+
+
+def _random_double(rng: random.Random) -> float:
+    """Any finite double: random bits, or a short decimal, or a power-of-ten-scaled one."""
+    while True:
+        kind = rng.randint(0, 2)
+        if kind == 0:
+            value = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+        elif kind == 1:
+            value = round(rng.uniform(-1e4, 1e4), rng.randint(0, 8))
+        else:
+            value = rng.uniform(-1, 1) * 10.0 ** rng.randint(-8, 22)
+        if math.isfinite(value):
+            return value
+
+
+def test_every_float_form_equals_the_reference() -> None:
+    """The fast road writes a float as orjson does only when its shortest form has a
+    fraction and no exponent; this holds that choice to RFC 8785 over many doubles."""
+    rng = random.Random(754)
+    for _ in range(100_000):
+        value = _random_double(rng)
+        assert canonical_bytes(value) == rfc8785.dumps(value), repr(value)
+    for value in (0.0001, 0.00009999999999999999, 1e15 + 0.5, 9007199254740991.0, 1e16, 5e-324):
+        assert canonical_bytes({"v": [value]}) == rfc8785.dumps({"v": [value]}), repr(value)
+
+
+class Colour(StrEnum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"status": Colour.RED, "n": 1},  # a str subclass: its text
+        OrderedDict([("b", 1), ("a", 2)]),  # a dict subclass: sorted like a dict
+        {"é": 1, "e": 2, "\U0001f600": 3, "\uffff": 4},  # non-ASCII keys: UTF-16 order
+        {"t": (1, "x", None, True, 0.5)},  # a tuple is an array
+        {"deep": [[[[{"a": [0.25, -1.5, 2]}]]]]},
+    ],
+)
+def test_the_shapes_the_fast_road_passes_by_equal_the_reference(value: object) -> None:
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_integers_between_two_to_the_53_and_beyond_64_bits_keep_exact_digits() -> None:
+    for n in (2**53, 2**63 + 5, 2**64 + 1, -(2**70)):
+        assert canonical_bytes({"n": n, "f": 0.5}) == f'{{"f":0.5,"n":{n}}}'.encode()
+
+
+def test_a_lone_surrogate_keeps_its_earlier_bytes() -> None:
+    # orjson refuses lone surrogates; the standard encoder writes them as before.
+    assert canonical_bytes({"s": "\ud800"}) == '{"s":"\ud800"}'.encode("utf-8", "surrogatepass")

@@ -18,13 +18,13 @@ class AgentTables(SqliteConnection):
         await self.write(insert, [event])
 
     async def get_agent(self, agent_id: str) -> Row | None:
-        return await self._fetch_one("SELECT * FROM agents WHERE id = ?", (agent_id,))
+        return await self._lookup_one("SELECT * FROM agents WHERE id = ?", (agent_id,))
 
     async def get_agent_by_name(self, name: str) -> Row | None:
-        return await self._fetch_one("SELECT * FROM agents WHERE name = ?", (name,))
+        return await self._lookup_one("SELECT * FROM agents WHERE name = ?", (name,))
 
     async def get_agent_by_key_hash(self, key_hash: str) -> Row | None:
-        return await self._fetch_one("SELECT * FROM agents WHERE key_hash = ?", (key_hash,))
+        return await self._lookup_one("SELECT * FROM agents WHERE key_hash = ?", (key_hash,))
 
     async def list_agents(self) -> list[Row]:
         return await self._fetch("SELECT * FROM agents ORDER BY created_at")

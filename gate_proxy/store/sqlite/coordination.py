@@ -14,7 +14,7 @@ POLL_INTERVAL_S = 0.05
 
 class Coordination(SqliteConnection):
     async def ledger_head_seq(self) -> int:
-        row = await self._fetch_one("SELECT COALESCE(MAX(seq), 0) AS seq FROM ledger")
+        row = await self._lookup_one("SELECT COALESCE(MAX(seq), 0) AS seq FROM ledger")
         return int(row["seq"]) if row else 0
 
     async def wait_for_ledger(self, after_seq: int, timeout_s: float) -> None:
@@ -48,7 +48,7 @@ class Coordination(SqliteConnection):
 
     async def live_leases(self, prefix: str, now: float) -> dict[str, str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = await self._fetch(
+        rows = await self._lookup(
             "SELECT name, holder FROM leases WHERE name LIKE ? ESCAPE '\\' AND expires_at > ?",
             (escaped + "%", now),
         )

@@ -38,10 +38,10 @@ class ExecutionTables(SqliteConnection):
         await self.write(insert, events)
 
     async def get_execution(self, execution_id: str) -> Row | None:
-        return await self._fetch_one("SELECT * FROM executions WHERE id = ?", (execution_id,))
+        return await self._lookup_one("SELECT * FROM executions WHERE id = ?", (execution_id,))
 
     async def list_executions(self, intent_id: str) -> list[Row]:
-        return await self._fetch(
+        return await self._lookup(
             "SELECT * FROM executions WHERE intent_id = ? ORDER BY created_at", (intent_id,)
         )
 

@@ -13,8 +13,13 @@ from gate_proxy.store.base import (
     Row,
 )
 from gate_proxy.store.sqlite.connection import SqliteConnection
-from gate_proxy.store.sqlite.intent_rows import encode_changes, intent_from_row, intent_to_row
-from gate_proxy.store.sqlite.rows import decode, insert_statement
+from gate_proxy.store.sqlite.intent_rows import (
+    INSERT_INTENT_SQL,
+    encode_changes,
+    intent_from_row,
+    intent_values,
+)
+from gate_proxy.store.sqlite.rows import decode
 
 _RATE_SQL = (
     "SELECT COALESCE(SUM(created_at >= ?), 0) AS hour, COUNT(*) AS day FROM intents "
@@ -86,10 +91,10 @@ def read_counts(conn: sqlite3.Connection, query: CountQuery) -> Counts:
 
 class IntentTables(SqliteConnection):
     async def insert_intent(self, intent: Intent, events: list[EventDraft]) -> None:
-        sql, params = insert_statement("intents", intent_to_row(intent))
+        params = intent_values(intent)
 
         def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(sql, params)
+            conn.execute(INSERT_INTENT_SQL, params)
 
         await self.write(insert, events)
 
@@ -101,7 +106,7 @@ class IntentTables(SqliteConnection):
             # include every intent inserted before this one, in this process or another.
             counts = read_counts(conn, query) if query is not None else Counts()
             intent, events = build(counts)
-            conn.execute(*insert_statement("intents", intent_to_row(intent)))
+            conn.execute(INSERT_INTENT_SQL, intent_values(intent))
             return intent, events
 
         result: tuple[Intent, list[EventDraft]] = await self.write_built(decide_and_insert)
@@ -133,7 +138,7 @@ class IntentTables(SqliteConnection):
         await self.write(update, events)
 
     async def get_intent(self, intent_id: str) -> Intent | None:
-        row = await self._fetch_one("SELECT * FROM intents WHERE id = ?", (intent_id,))
+        row = await self._lookup_one("SELECT * FROM intents WHERE id = ?", (intent_id,))
         return intent_from_row(row) if row is not None else None
 
     async def list_intents(
@@ -154,7 +159,7 @@ class IntentTables(SqliteConnection):
         return [intent_from_row(row) for row in rows]
 
     async def find_by_idempotency_key(self, agent_id: str, key: str) -> Intent | None:
-        row = await self._fetch_one(
+        row = await self._lookup_one(
             "SELECT * FROM intents WHERE agent_id = ? AND idempotency_key = ? "
             "AND status != 'duplicate_blocked'",
             (agent_id, key),
@@ -197,7 +202,7 @@ class IntentTables(SqliteConnection):
         return None if row is None else str(row["id"])
 
     async def next_pending_expiry(self) -> str | None:
-        row = await self._fetch_one(
+        row = await self._lookup_one(
             "SELECT MIN(expires_at) AS at FROM intents "
             "WHERE status IN ('pending_approval', 'approved')"
         )

@@ -11,7 +11,7 @@ class LedgerReads(SqliteConnection):
         self, *, intent_id: str | None = None, after_seq: int = 0, limit: int = 1000
     ) -> list[Row]:
         if intent_id is not None:
-            rows = await self._fetch(
+            rows = await self._lookup(
                 "SELECT body, hash FROM ledger WHERE intent_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (intent_id, after_seq, limit),

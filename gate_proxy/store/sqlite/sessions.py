@@ -19,7 +19,7 @@ class SessionTables(SqliteConnection):
         await self.write(insert, [])
 
     async def get_session(self, id_hash: str) -> Row | None:
-        return await self._fetch_one(
+        return await self._lookup_one(
             "SELECT * FROM dashboard_sessions WHERE id_hash = ?", (id_hash,)
         )
 

@@ -25,4 +25,4 @@ class SqliteStore(
     Coordination,
     SessionTables,
 ):
-    """SQLite backend (aiosqlite), WAL mode, with group commit for the ledger."""
+    """SQLite backend (stdlib sqlite3), WAL mode, with group commit for the ledger."""

@@ -18,6 +18,6 @@ class VoteTables(SqliteConnection):
         await self.write(insert, [event])
 
     async def list_votes(self, intent_id: str) -> list[Row]:
-        return await self._fetch(
+        return await self._lookup(
             "SELECT * FROM approval_votes WHERE intent_id = ? ORDER BY created_at", (intent_id,)
         )

@@ -19,7 +19,7 @@ class WebhookTables(SqliteConnection):
         await self.write(insert, [])
 
     async def webhooks_for(self, intent_id: str) -> list[Row]:
-        return await self._fetch("SELECT * FROM webhooks WHERE intent_id = ?", (intent_id,))
+        return await self._lookup("SELECT * FROM webhooks WHERE intent_id = ?", (intent_id,))
 
     async def record_delivery(self, webhook_id: str, event: str, ok: bool, detail: str) -> None:
         def insert(conn: sqlite3.Connection) -> None:
