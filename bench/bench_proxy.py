@@ -10,11 +10,17 @@ It starts, all on 127.0.0.1:
 - an upstream: a minimal asyncio HTTP/1.1 server (plain and TLS with its own test CA) in a
   subprocess, answering every POST with a small JSON 200;
 - bare mitmproxy: ``gate_proxy.proxy.engine.ProxyEngine`` (the gate's minimal mitmproxy addon
-  set, the same options, the same CA code) plus one no-op addon, in a subprocess;
+  set, the same options, the same CA code) plus one no-op addon, in a subprocess, with
+  stock mitmproxy: every target compares with it. A second one with the gate's changes to
+  mitmproxy itself (``proxy/speedups.py``: cached hook dispatch, no debug-only type checks)
+  shows what they alone do (``--no-bare-cached`` leaves it out);
 - the gate: a real ``gate-proxy serve`` subprocess with its config written to a temporary
   directory (registry entries for the upstream, the upstream's CA via ``upstream_ca_bundle``),
   an agent registered through the API, a policy that auto-approves (support-reply) and one
-  that always asks (finance-high-risk, for the holds).
+  that always asks (finance-high-risk, for the holds); and ``gate-proxy serve --workers N``
+  (``--workers``, default 2) on its own ports, whose CPU is summed over the supervisor and
+  its workers; and, with ``--compare NAME=DIR``, a gate run from another source tree (a
+  before/after in one run).
 
 Measurements (rounds interleave the modes, so a noisy neighbour hits all of them alike; the
 medians of the rounds are reported, with the min–max):
@@ -29,10 +35,11 @@ medians of the rounds are reported, with the min–max):
   for direct, bare and gate (and both TLS paths), and the added p50 (gate - bare).
 - (f) holds: a fresh gate process; N requests with ``X-Gate-Wait: true`` on a policy that always
   needs approval, opened in batches (mitmproxy's listen backlog is 100); memory per hold from
-  the gate's VmRSS delta; then every intent is approved through the API (one call each, 32 in
-  flight) and the time from the first approval sent to the last held response received is
-  the release time. The same is measured on bare mitmproxy whose addon holds the requests on
-  one event, as the floor.
+  the gate's VmRSS delta; then every intent is approved through the API (bulk approvals of
+  1,000 intents per call, one call after the other; one call per intent, 32 in flight, on a
+  gate without the bulk route) and the time from the first approval sent to the last held
+  response received is the release time. The same is measured on bare mitmproxy whose addon
+  holds the requests on one event, as the floor.
 
 The gate's config allowlists 127.0.0.1 for its SSRF egress check (the check still runs), since
 every upstream here is on loopback.
@@ -79,8 +86,13 @@ UPSTREAM_RESPONSE = (
 ADMIN_KEY = "gate_sk_bench-admin-key-0123456789abcdefghijklmnopqrstuvw"
 CONNECTIONS = 32
 
-TARGET_RATIO = 0.90  # gate throughput / bare mitmproxy
-TARGET_ADDED_P50_MS = 0.25
+# Issue 13's targets, each measured against stock bare mitmproxy in the same run.
+TARGET_RATIO = 0.65  # one gate process / bare mitmproxy, requests/s
+LONG_TERM_RATIO = 0.90
+TARGET_CPU_RATIO = 2.0  # gate / bare, proxy CPU per request
+TARGET_WORKERS_RATIO = 1.25  # gate --workers 2 / one bare mitmproxy process, requests/s
+TARGET_ADDED_P50_MS = 0.8
+TARGET_P99_RATIO = 2.0
 TARGET_HOLD_KB = 32.0
 TARGET_RELEASE_S = 5.0
 
@@ -253,6 +265,8 @@ def role_bare(args: argparse.Namespace) -> None:
             addons=[NoOpAddon(), HoldAddon()] if args.hold else [NoOpAddon()],
             confdir=certs,
             trusted_ca_bundle=bundle,
+            # Stock mitmproxy dispatch unless asked: the targets compare with stock mitmproxy.
+            mitmproxy_speedups=args.mitmproxy_speedups,
             extra_options={  # the options `gate-proxy serve` sets
                 "body_size_limit": str(defaults.proxy_body_limit + 1),
                 "tcp_timeout": defaults.tcp_timeout_s,
@@ -330,10 +344,35 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def cpu_seconds(pid: int) -> float:
+def _stat_fields(pid: int) -> list[str]:
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (a --workers supervisor and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its live descendants."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat_fields(member)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def http_json(method: str, url: str, key: str, body: Any = None, timeout: float = 30) -> Any:
@@ -353,6 +392,7 @@ class Gate:
     api_port: int
     proxy_port: int
     agent_auth: str  # the Proxy-Authorization value
+    release_mode: str = ""  # how the hold test released (bulk or one call each)
 
     @property
     def ca(self) -> Path:
@@ -365,8 +405,16 @@ class Gate:
 
 
 def start_gate(
-    root: Path, upstream_ca: Path, plain_port: int, tls_port: int, gate_yaml: str = ""
+    root: Path,
+    upstream_ca: Path,
+    plain_port: int,
+    tls_port: int,
+    gate_yaml: str = "",
+    *,
+    workers: int = 1,
+    source: Path = REPO,
 ) -> Gate:
+    """A `gate-proxy serve` (``--workers N`` when N > 1) from the source tree ``source``."""
     for sub in ("policies", "config", "data", "certs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for name, text in POLICIES.items():
@@ -399,8 +447,9 @@ def start_gate(
         str(root / "config"),
         "--certs-dir",
         str(root / "certs"),
+        *(["--workers", str(workers)] if workers > 1 else []),
     ]
-    child = spawn("gate", command, root, {"GATE_ADMIN_KEY": ADMIN_KEY, "PYTHONPATH": str(REPO)})
+    child = spawn("gate", command, root, {"GATE_ADMIN_KEY": ADMIN_KEY, "PYTHONPATH": str(source)})
     try:
         wait_port(api, child.proc)
         wait_port(proxy, child.proc)
@@ -697,6 +746,48 @@ class HoldTarget:
     release: Callable[[int], Awaitable[tuple[float, float, int, int]]]
 
 
+BULK_LIMIT = 1000  # intents per POST /v1/intents/approve (the API's MAX_BULK_APPROVALS)
+
+
+async def _approve_bulk(
+    api_port: int, intent_ids: list[str], deadline: float
+) -> tuple[float, float, int] | None:
+    """Approve every intent with POST /v1/intents/approve, BULK_LIMIT per call, the calls
+    one after another on one connection. None if the gate has no bulk route (older gate).
+    Returns (first send time, last answer time, failures)."""
+    reader, writer = await asyncio.open_connection(LOOPBACK, api_port, limit=1 << 24)
+    first_sent = last_answer = 0.0
+    failures = 0
+    try:
+        for start in range(0, len(intent_ids), BULK_LIMIT):
+            if time.monotonic() > deadline:
+                failures += len(intent_ids) - start
+                break
+            chunk = intent_ids[start : start + BULK_LIMIT]
+            body = json.dumps({"intents": [{"intentId": i} for i in chunk]}).encode()
+            if not first_sent:
+                first_sent = time.perf_counter()
+            writer.write(
+                (
+                    f"POST /v1/intents/approve HTTP/1.1\r\nHost: {LOOPBACK}:{api_port}\r\n"
+                    f"Authorization: Bearer {ADMIN_KEY}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                + body
+            )
+            status, answer = await read_response(reader)
+            last_answer = time.perf_counter()
+            if status in (404, 405) and start == 0:
+                return None
+            if status != 200:
+                failures += len(chunk)
+                continue
+            failures += len(chunk) - int(json.loads(answer).get("approved", 0))
+    finally:
+        writer.close()
+    return first_sent, last_answer, failures
+
+
 def gate_target(gate: Gate) -> HoldTarget:
     async def release(_: int) -> tuple[float, float, int, int]:
         listing = await asyncio.to_thread(
@@ -708,9 +799,14 @@ def gate_target(gate: Gate) -> HoldTarget:
             120,
         )
         ids = [h["intentId"] for h in listing["held"]]
-        first, last, failures = await _approve_all(
-            gate.api_port, ids, CONNECTIONS, time.monotonic() + 120
-        )
+        deadline = time.monotonic() + 120
+        bulk = await _approve_bulk(gate.api_port, ids, deadline)
+        if bulk is None:  # no bulk route: one approval call each
+            bulk = await _approve_all(gate.api_port, ids, CONNECTIONS, deadline)
+            gate.release_mode = "one approval API call each, 32 in flight"
+        else:
+            gate.release_mode = f"bulk approvals, {BULK_LIMIT} intents per call"
+        first, last, failures = bulk
         return first, last, len(ids) - failures, failures
 
     return HoldTarget(
@@ -821,6 +917,12 @@ async def hold_test(target: HoldTarget, upstream_port: int, n: int, batch: int) 
 # ============================================================================ main
 
 
+@dataclass(frozen=True)
+class Proxy:
+    port: int
+    pid: int  # for --workers: the supervisor (CPU is summed over it and its workers)
+
+
 def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
@@ -835,6 +937,11 @@ class Bench:
         self.have_wrk = shutil.which("wrk") is not None and not args.no_wrk
         self.plain_client = "wrk" if self.have_wrk else "python"
         self.targets: list[str] = []
+        self.proxies: dict[str, Proxy] = {}  # mode -> where it listens, its process
+        self.gate_auth: dict[str, str] = {}  # mode -> its agent's Proxy-Authorization
+        self.compare: dict[str, Path] = dict(
+            (name, Path(source)) for name, _, source in (c.partition("=") for c in args.compare)
+        )
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -842,10 +949,10 @@ class Bench:
         sys.path.insert(0, str(REPO / "tests"))
         from upstreams import issue_server_cert, make_test_ca
 
-        root = self.root
+        root, args = self.root, self.args
         self.ca = make_test_ca(root / "upstream-ca")
         cert, key = issue_server_cert(self.ca, names=("localhost",), ips=(LOOPBACK,))
-        self.plain_port, self.tls_port, self.bare_port = free_port(), free_port(), free_port()
+        self.plain_port, self.tls_port = free_port(), free_port()
         upstream = spawn(
             "upstream",
             [
@@ -862,26 +969,56 @@ class Bench:
         self.children.append(upstream)
         wait_port(self.plain_port, upstream.proc)
         wait_port(self.tls_port, upstream.proc)
-        (root / "bare").mkdir()
+        self._start_bare("bare", speedups=False)
+        if args.bare_cached:
+            self._start_bare("bare-cached", speedups=True)
+        self.gate = start_gate(root / "gate", self.ca[0], self.plain_port, self.tls_port)
+        self.children.append(self.gate.child)
+        self.proxies["gate"] = Proxy(self.gate.proxy_port, self.gate.child.pid)
+        if args.workers > 1:
+            gate_n = start_gate(
+                root / "gate-workers",
+                self.ca[0],
+                self.plain_port,
+                self.tls_port,
+                workers=args.workers,
+            )
+            self.children.append(gate_n.child)
+            self.proxies[self.workers_mode] = Proxy(gate_n.proxy_port, gate_n.child.pid)
+            self.gate_auth[self.workers_mode] = gate_n.agent_auth
+        for name, source in self.compare.items():
+            other = start_gate(
+                root / f"gate-{name}", self.ca[0], self.plain_port, self.tls_port, source=source
+            )
+            self.children.append(other.child)
+            self.proxies[name] = Proxy(other.proxy_port, other.child.pid)
+            self.gate_auth[name] = other.agent_auth
+        self.bare_ctx = self._client_ctx(root / "bare" / "certs" / "mitmproxy-ca-cert.pem")
+        self.gate_ctx = self._client_ctx(self.gate.ca)
+
+    def _start_bare(self, name: str, *, speedups: bool) -> None:
+        port = free_port()
+        (self.root / name).mkdir()
         bare = spawn(
-            "bare",
+            name,
             [
                 sys.executable,
                 __file__,
                 "--role=bare",
-                f"--port={self.bare_port}",
-                f"--certs-dir={root / 'bare' / 'certs'}",
+                f"--port={port}",
+                f"--certs-dir={self.root / name / 'certs'}",
                 f"--ca-bundle={self.ca[0]}",
+                *(["--mitmproxy-speedups"] if speedups else []),
             ],
-            root / "bare",
+            self.root / name,
         )
         self.children.append(bare)
-        self.bare_pid = bare.pid
-        wait_port(self.bare_port, bare.proc)
-        self.gate = start_gate(root / "gate", self.ca[0], self.plain_port, self.tls_port)
-        self.children.append(self.gate.child)
-        self.bare_ctx = self._client_ctx(root / "bare" / "certs" / "mitmproxy-ca-cert.pem")
-        self.gate_ctx = self._client_ctx(self.gate.ca)
+        wait_port(port, bare.proc)
+        self.proxies[name] = Proxy(port, bare.pid)
+
+    @property
+    def workers_mode(self) -> str:
+        return f"gate-{self.args.workers}w"
 
     @staticmethod
     def _client_ctx(ca_file: Path) -> ssl.SSLContext:
@@ -896,27 +1033,28 @@ class Bench:
     # -- one measurement -----------------------------------------------------------------------
 
     async def run(self, mode: str, client: str, duration: float, **kw: Any) -> LoadResult:
-        """One measurement of `mode` (direct, bare, gate, bare-tls, gate-tls) with `client`
-        ('wrk' or 'python')."""
-        gate = self.gate
-        auth = gate.agent_auth  # bare mitmproxy gets the same bytes on the wire and ignores it
+        """One measurement of `mode` (direct, bare, bare-cached, gate, gate-Nw, a compared
+        gate, bare-tls, gate-tls) with `client` ('wrk' or 'python')."""
+        auth = self.gate_auth.get(mode, self.gate.agent_auth)  # bare ignores it
         conn: bytes | None = None
         ctx: ssl.SSLContext | None = None
         path, headers = "", {}
+        pid: int | None = None
         if mode == "direct":
             port, req = self.plain_port, origin_request(self.plain_port)
             path = "/v1/replies"
-        elif mode in ("bare", "gate"):
-            port = gate.proxy_port if mode == "gate" else self.bare_port
-            path = f"http://{LOOPBACK}:{self.plain_port}/v1/replies"
-            headers = {"Host": f"{LOOPBACK}:{self.plain_port}", "Proxy-Authorization": auth}
-            req = proxy_request(self.plain_port, auth)
-        else:
-            port = gate.proxy_port if mode == "gate-tls" else self.bare_port
+        elif mode.endswith("-tls"):
+            proxy = self.proxies[mode.removesuffix("-tls")]
+            port, pid = proxy.port, proxy.pid
             req = origin_request(self.tls_port)
             conn = connect_request(self.tls_port, auth)
             ctx = self.gate_ctx if mode == "gate-tls" else self.bare_ctx
-        pid = {"direct": None, "bare": self.bare_pid, "gate": gate.child.pid}[mode.split("-")[0]]
+        else:
+            proxy = self.proxies[mode]
+            port, pid = proxy.port, proxy.pid
+            path = f"http://{LOOPBACK}:{self.plain_port}/v1/replies"
+            headers = {"Host": f"{LOOPBACK}:{self.plain_port}", "Proxy-Authorization": auth}
+            req = proxy_request(self.plain_port, auth)
         if client == "wrk":
             if self.args.warmup:
                 await asyncio.to_thread(wrk_load, port, path, headers, self.args.warmup, self.root)
@@ -925,7 +1063,7 @@ class Bench:
 
     async def sanity(self) -> None:
         """Every path answers 200 from the upstream before anything is timed."""
-        for mode in ("direct", "bare", "gate", "bare-tls", "gate-tls"):
+        for mode in ("direct", *self.proxies, "bare-tls", "gate-tls"):
             count_before, _ = upstream_count(self.plain_port)
             check = await self.run(mode, "python", 5, connections=1, warmup_s=0, max_requests=5)
             if check.bad or check.errors or check.completed < 5:
@@ -936,35 +1074,48 @@ class Bench:
 
     # -- (a)-(d) -------------------------------------------------------------------------------
 
-    async def throughput(self) -> list[str]:
-        args, plain_client = self.args, self.plain_client
+    def _series(self) -> list[tuple[str, str, str]]:
+        plain_client, args = self.plain_client, self.args
         series: list[tuple[str, str, str]] = [
             ("direct", plain_client, "(a) direct to upstream"),
-            ("bare", plain_client, "(b) bare mitmproxy + no-op addon"),
-            ("gate", plain_client, "(c) gate, auto-approved forward"),
+            ("bare", plain_client, "(b) bare mitmproxy (stock) + no-op addon"),
         ]
+        if args.bare_cached:
+            series.append(
+                ("bare-cached", plain_client, "(b') bare mitmproxy + the gate's mitmproxy speedups")
+            )
+        series.append(("gate", plain_client, "(c) gate, 1 process, auto-approved forward"))
+        if args.workers > 1:
+            series.append((self.workers_mode, plain_client, f"(c2) gate, --workers {args.workers}"))
+        series += [(name, plain_client, f"(c) gate from {name}") for name in self.compare]
         if self.have_wrk:  # the same two paths with the client that drives the TLS rows
             series += [
-                ("bare", "python", "(b) bare mitmproxy + no-op addon"),
-                ("gate", "python", "(c) gate, auto-approved forward"),
+                ("bare", "python", "(b) bare mitmproxy (stock) + no-op addon"),
+                ("gate", "python", "(c) gate, 1 process, auto-approved forward"),
             ]
         series += [
-            ("bare-tls", "python", "(d) bare mitmproxy, TLS interception"),
+            ("bare-tls", "python", "(d) bare mitmproxy (stock), TLS interception"),
             ("gate-tls", "python", "(d) gate, TLS interception"),
         ]
+        return series
+
+    async def throughput(self) -> list[str]:
+        args, plain_client = self.args, self.plain_client
+        series = self._series()
         rates: dict[tuple[str, str], list[float]] = {(m, c): [] for m, c, _ in series}
         cpu: dict[tuple[str, str], list[float]] = {(m, c): [] for m, c, _ in series}
         problems: list[str] = []
-        gate_cpu: list[float] = []
-        pid = self.gate.child.pid
+        cores: dict[str, list[float]] = {}
         for round_no in range(args.rounds):
             for mode, client, _ in series:
-                cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+                pid = self.proxies[mode].pid if mode in self.proxies else None
+                cpu0, wall0 = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
                 result = await self.run(
                     mode, client, args.duration, warmup_s=args.warmup, duration_s=args.duration
                 )
-                if mode == "gate" and client == plain_client:
-                    gate_cpu.append((cpu_seconds(pid) - cpu0) / (time.perf_counter() - wall0))
+                if pid and client == plain_client:
+                    busy = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - wall0)
+                    cores.setdefault(mode, []).append(busy)
                 rates[(mode, client)].append(result.rate)
                 cpu[(mode, client)].append(result.cpu_ms_per_request)
                 if result.bad or result.errors:
@@ -973,7 +1124,7 @@ class Bench:
                         f"{result.errors} socket errors"
                     )
                 print(
-                    f"  round {round_no + 1} {mode:9s} {client:6s} {result.rate:10,.0f} req/s"
+                    f"  round {round_no + 1} {mode:11s} {client:6s} {result.rate:10,.0f} req/s"
                     f"  ({result.completed} requests, {result.bad} non-200, "
                     f"{result.errors} errors, {result.cpu_ms_per_request:.3f} CPU ms/req)",
                     file=sys.stderr,
@@ -981,6 +1132,9 @@ class Bench:
 
         def med(mode: str, client: str) -> float:
             return median(rates[(mode, client)])
+
+        def cpu_med(mode: str, client: str) -> float:
+            return median(cpu[(mode, client)])
 
         def per_round(mode: str, base: str, client: str) -> str:
             pairs = zip(rates[(mode, client)], rates[(base, client)], strict=True)
@@ -993,14 +1147,16 @@ class Bench:
                 vs = "-"
             elif mode == "bare":
                 vs = "1.00× bare"
-            elif mode == "gate":
-                vs = f"**{med('gate', client) / med('bare', client):.2f}× bare**"
             elif mode == "bare-tls":
                 vs = f"{med(mode, client) / med('bare', 'python'):.2f}× bare plain (same client)"
-            else:
+            elif mode == "gate-tls":
                 vs = f"**{med('gate-tls', client) / med('bare-tls', client):.2f}× bare TLS**"
+            elif mode == "bare-cached":
+                vs = f"{med(mode, client) / med('bare', client):.2f}× bare"
+            else:
+                vs = f"**{med(mode, client) / med('bare', client):.2f}× bare**"
             client_label = "wrk" if client == "wrk" else "Python"
-            cpu_ms = median(cpu[(mode, client)])
+            cpu_ms = cpu_med(mode, client)
             rows.append(
                 [
                     label,
@@ -1011,6 +1167,7 @@ class Bench:
                     "-" if mode == "direct" else f"{cpu_ms:.2f}",
                 ]
             )
+        cpu_ratio = cpu_med("gate", plain_client) / cpu_med("bare", plain_client)
         out = [
             "### Throughput (requests/s, medians of the rounds)",
             "",
@@ -1022,14 +1179,28 @@ class Bench:
             f"{per_round('gate', 'bare', plain_client)} ({plain_client}); "
             f"{per_round('gate', 'bare', 'python')} (Python); "
             f"{per_round('gate-tls', 'bare-tls', 'python')} (TLS). Proxy CPU per request "
-            "(process CPU time / requests answered) is the noise-robust view: gate / bare = "
-            f"{median(cpu[('gate', plain_client)]) / median(cpu[('bare', plain_client)]):.2f}× "
-            "the CPU for the same request.",
+            "(process CPU time / requests answered; for --workers the supervisor and its "
+            "workers together) is the noise-robust view: gate / bare = "
+            f"{cpu_ratio:.2f}× the CPU for the same request.",
             "",
             f"Direct is {med('direct', plain_client) / med('bare', plain_client):.0f}× bare "
-            "mitmproxy: the proxy process (one core) is the bottleneck in every proxied row. The "
-            f"gate process used {median(gate_cpu):.2f} cores during its {plain_client} runs.",
+            "mitmproxy: the proxy process (one core) is the bottleneck in every proxied row. "
+            "Cores used during the "
+            f"{plain_client} runs: "
+            + ", ".join(f"{mode} {median(values):.2f}" for mode, values in cores.items())
+            + ".",
         ]
+        if args.bare_cached:
+            out += [
+                "",
+                "(b') is stock mitmproxy with the changes the gate makes to mitmproxy itself "
+                "(gate_proxy/proxy/speedups.py: cached hook dispatch, no debug-only type "
+                "checks): "
+                f"{med('bare-cached', plain_client) / med('bare', plain_client):.2f}× the "
+                f"requests/s and {cpu_med('bare-cached', plain_client):.2f} vs "
+                f"{cpu_med('bare', plain_client):.2f} CPU ms per request. Every ratio above "
+                "compares with stock (b).",
+            ]
         if problems:
             out += ["", "Problems: " + "; ".join(problems)]
         out.append("")
@@ -1037,10 +1208,23 @@ class Bench:
         ratio_py = med("gate", "python") / med("bare", "python")
         ratio_tls = med("gate-tls", "python") / med("bare-tls", "python")
         self.targets.append(
-            f"- gate throughput ≥ {TARGET_RATIO:.2f}× bare mitmproxy: "
+            f"- one gate process ≥ {TARGET_RATIO:.2f}× stock bare mitmproxy: "
             f"{verdict(ratio >= TARGET_RATIO)} ({ratio:.2f}× with {plain_client}; "
-            f"{ratio_py:.2f}× with the Python client; through TLS {ratio_tls:.2f}×)"
+            f"{ratio_py:.2f}× with the Python client; through TLS {ratio_tls:.2f}×; the "
+            f"long-term goal is {LONG_TERM_RATIO:.2f}×)"
         )
+        self.targets.append(
+            f"- proxy CPU per request ≤ {TARGET_CPU_RATIO:.0f}× bare's: "
+            f"{verdict(cpu_ratio <= TARGET_CPU_RATIO)} ({cpu_ratio:.2f}×: "
+            f"{cpu_med('gate', plain_client):.2f} vs {cpu_med('bare', plain_client):.2f} ms)"
+        )
+        if args.workers > 1:
+            ratio_n = med(self.workers_mode, plain_client) / med("bare", plain_client)
+            self.targets.append(
+                f"- --workers {args.workers} ≥ {TARGET_WORKERS_RATIO:.2f}× one stock bare "
+                f"mitmproxy process: {verdict(ratio_n >= TARGET_WORKERS_RATIO)} "
+                f"({ratio_n:.2f}× with {plain_client})"
+            )
         return out
 
     # -- (e) -----------------------------------------------------------------------------------
@@ -1070,9 +1254,15 @@ class Bench:
             for mode in modes
         ]
         added_tls = median(p50s["gate-tls"]) - median(p50s["bare-tls"])
+        p99_ratio = median(p99s["gate"]) / median(p99s["bare"])
         self.targets.append(
             f"- single-connection p50 added ≤ {TARGET_ADDED_P50_MS} ms: "
             f"{verdict(median(added) <= TARGET_ADDED_P50_MS)} ({median(added):.3f} ms)"
+        )
+        self.targets.append(
+            f"- single-connection p99 ≤ {TARGET_P99_RATIO:.0f}× bare's: "
+            f"{verdict(p99_ratio <= TARGET_P99_RATIO)} ({p99_ratio:.2f}×: "
+            f"{median(p99s['gate']):.3f} vs {median(p99s['bare']):.3f} ms)"
         )
         return [
             "### Single-connection latency (ms; one keep-alive connection, one request at a "
@@ -1098,9 +1288,10 @@ class Bench:
 
     async def holds(self) -> list[str]:
         args = self.args
-        if self.gate.child in self.children:  # a fresh gate: nothing left over from the load
-            self.gate.child.stop()
-            self.children.remove(self.gate.child)
+        # A fresh gate, nothing left over from the load, and no other proxy running.
+        for child in [c for c in self.children if c.name != "upstream"]:
+            child.stop()
+            self.children.remove(child)
         # Baseline: bare mitmproxy holding the same requests in an addon's request hook.
         port = free_port()
         (self.root / "bare-hold").mkdir()
@@ -1156,7 +1347,10 @@ class Bench:
                 return "one `GET /__release` (sets one event)"
             if h.approvals_s <= 0:
                 return "-"
-            return f"{h.approvals_s:.2f} s ({h.approved / h.approvals_s:,.0f} approvals/s)"
+            return (
+                f"{h.approvals_s:.2f} s ({h.approved / h.approvals_s:,.0f} approvals/s; "
+                f"{gate.release_mode})"
+            )
 
         rows = []
         for label, fn in (
@@ -1171,7 +1365,7 @@ class Bench:
             ),
             ("**memory per held request**", lambda h, g: f"**{h.kb_per_hold:.1f} KB**"),
             ("CPU while holding, no other traffic", lambda h, g: f"{h.cpu_while_holding:.2f}"),
-            ("release calls (gate: one approval API call each, 32 in flight)", release_calls),
+            ("release calls (gate: the approval API)", release_calls),
             (
                 "**first release call sent → last held response received**",
                 lambda h, g: f"**{h.release_s:.2f} s**",
@@ -1238,7 +1432,7 @@ async def main_async(args: argparse.Namespace) -> str:
             out += await bench.latency()
         if "holds" in parts:
             out += await bench.holds()
-        out += ["### Targets (issue #3)", "", *bench.targets]
+        out += ["### Targets (issue #13)", "", *bench.targets]
         return "\n".join(out)
     finally:
         bench.stop()
@@ -1258,6 +1452,25 @@ def main() -> None:
     parser.add_argument("--holds", type=int, help="held requests (default 10,000; quick 2,000)")
     parser.add_argument("--hold-batch", type=int, default=100, help="new connections per batch")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python client everywhere")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also measure `gate-proxy serve --workers N` (default 2; 1 leaves it out)",
+    )
+    parser.add_argument(
+        "--no-bare-cached",
+        dest="bare_cached",
+        action="store_false",
+        help="leave out bare mitmproxy with the gate's mitmproxy speedups",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also measure a gate run from another source tree (before/after in one run)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, ledgers)")
     parser.add_argument(
         "--parts",
@@ -1273,6 +1486,7 @@ def main() -> None:
     parser.add_argument("--certs-dir", help=argparse.SUPPRESS)
     parser.add_argument("--ca-bundle", help=argparse.SUPPRESS)
     parser.add_argument("--hold", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mitmproxy-speedups", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "upstream":
         role_upstream(args)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ from gate_proxy import key_material
 from gate_proxy.api.app import build_app, server_options
 from gate_proxy.api.http import caller, json_response
 from gate_proxy.clock import install_from_environment as install_clock_from_environment
+from gate_proxy.core.intents import Event
 from gate_proxy.dashboard import add_dashboard
 from gate_proxy.gate import Gate
 from gate_proxy.keys import tighten_mode
@@ -24,10 +26,13 @@ from gate_proxy.proxy.addons import gate_addons
 from gate_proxy.proxy.ca import CaError, combined_trust_bundle, ensure_ca
 from gate_proxy.proxy.engine import Listener, ListenerBindError, ProxyEngine
 from gate_proxy.settings import PRIVATE_UMASK, Settings
+from gate_proxy.store.base import Store
 from gate_proxy.store.open import describe as describe_store
 from gate_proxy.store.open import open_store
 from gate_proxy.usecases import Fleet, UseCases
+from gate_proxy.usecases.events import Concerns, SharedReads
 from gate_proxy.usecases.feed import LedgerFeed
+from gate_proxy.webhooks import FIRED_ON as WEBHOOK_EVENTS
 from gate_proxy.webhooks import Webhooks
 
 log = logging.getLogger("gate.server")
@@ -88,10 +93,13 @@ async def start_gate(settings: Settings) -> Gate:
         metrics=metrics,
         fleet=fleet,
     )
-    usecases.events.subscribe(webhooks.on_event)
+    usecases.events.subscribe(
+        webhooks.on_event, events=WEBHOOK_EVENTS, concerns=webhook_concerns(store)
+    )
     notifier = SlackNotifier.from_settings(settings)  # None unless slack_webhook_url is set
     if notifier is not None:
-        usecases.events.subscribe(notifier.on_event)
+        # It posts one message per intent that starts waiting for a human (a "proposed").
+        usecases.events.subscribe(notifier.on_event, events=(Event.PROPOSED,))
     gate = Gate(settings, signer, store, usecases, webhooks, config)
     try:
         await fleet.join()
@@ -123,6 +131,23 @@ async def start_gate(settings: Settings) -> Gate:
         },
     )
     return gate
+
+
+def webhook_concerns(store: Store) -> Concerns:
+    """Whether a change of this intent concerns the webhooks: only if one is registered for
+    it. With a store that can say whether any webhook exists at all (``has_webhooks``),
+    that one read per loop tick answers the common case (none) for every change of the
+    tick (usecases/events.py, SharedReads); registrations made by other processes are
+    seen, since the read starts after the change was committed."""
+    has_webhooks = getattr(store, "has_webhooks", None)
+    any_webhook = SharedReads(lambda _: has_webhooks()) if has_webhooks is not None else None
+
+    async def concerns(intent_id: str) -> bool:
+        if any_webhook is not None and not await any_webhook(None):
+            return False
+        return bool(await store.webhooks_for(intent_id))
+
+    return concerns
 
 
 async def _fleet_duties(usecases: UseCases) -> None:
@@ -273,6 +298,14 @@ async def stop_gate(gate: Gate) -> None:
     await gate.store.close()
 
 
+def freeze_startup_heap() -> None:
+    """Move what start-up built (modules, config, mitmproxy, the policy and registry
+    objects) out of the garbage collector's sight: a full collection would otherwise walk
+    all of it again and again under load, although none of it is ever garbage."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings) -> int:
     try:
         gate = await start_gate(settings)
@@ -280,6 +313,7 @@ async def serve(settings: Settings) -> int:
         log.error("gate cannot start: %s", exc, extra={"event": "startup_failed"})
         print(f"gate-proxy: cannot start: {exc}", file=sys.stderr)
         return 2
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

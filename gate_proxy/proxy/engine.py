@@ -34,6 +34,8 @@ from mitmproxy.addons import (
 )
 from mitmproxy.proxy import mode_specs
 
+from gate_proxy.proxy import speedups
+
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0  # binding loopback sockets takes milliseconds; this only bounds a hang
@@ -66,8 +68,9 @@ _active_engine: ProxyEngine | None = None  # mitmproxy's ctx.master is process-g
 
 
 def _mitmproxy_addons() -> list[object]:
-    """The minimal mitmproxy addon set. Every hook is dispatched to every addon, so each one
-    costs throughput; see docs/tls.md for why each is here and why the others are not."""
+    """The minimal mitmproxy addon set. mitmproxy dispatches every hook to every addon, so
+    each one costs throughput (less with the cached dispatch of proxy/speedups.py); see
+    docs/tls.md for why each is here and why the others are not."""
     return [
         core.Core(),  # option validation + the core commands other addons call
         block.Block(),  # refuses clients with public IPs (block_global): not an open proxy
@@ -102,6 +105,7 @@ class ProxyEngine:
         ssl_insecure: bool = False,
         extra_options: dict[str, Any] | None = None,
         reuse_port: bool = False,
+        mitmproxy_speedups: bool = True,
     ) -> None:
         if not listeners:
             raise ValueError("at least one listener is required")
@@ -115,6 +119,9 @@ class ProxyEngine:
         self._ssl_insecure = ssl_insecure
         self._extra_options = dict(extra_options or {})
         self._reuse_port = reuse_port  # several processes on the same ports (--workers)
+        # Cached hook dispatch, no debug-only type checks (proxy/speedups.py); off only to
+        # measure stock mitmproxy (bench/bench_proxy.py).
+        self._mitmproxy_speedups = mitmproxy_speedups
         self._master: master.Master | None = None
         self._task: asyncio.Task[None] | None = None
         self._specs: dict[str, str] = {}  # listener name -> spec given to mitmproxy
@@ -147,6 +154,8 @@ class ProxyEngine:
 
         opts = options.Options()
         m = master.Master(opts, event_loop=asyncio.get_running_loop(), with_termlog=False)
+        if self._mitmproxy_speedups:
+            speedups.install(m.addons)
         # The deprecated add_log bridge turns every log record in the process into an
         # addon event; nothing of ours uses it.
         legacy_log = getattr(m, "_legacy_log_events", None)

@@ -60,7 +60,8 @@ class FlowState:
     outcome: str | None = None  # for the record line: what the gate did
     reason: str | None = None
     # Forwarding.
-    deadline: asyncio.Future[None] | None = None
+    # The upstream timeout: a timer until it fires, then the task that answers 504.
+    deadline: asyncio.TimerHandle | asyncio.Future[None] | None = None
     upstream_timeout: bool = False
     bad_response_head: str | None = None
     upstream_status: int | None = None

@@ -15,9 +15,16 @@ from gate_proxy.settings import Settings
 from gate_proxy.usecases import UseCases
 from gate_proxy.vault import VaultManager
 
+CLIENT_LEFT = "client_left"  # what wakes a hold whose client went away
+HOLD_TIMEOUT = "hold_timeout"  # what wakes a hold whose time is up
+
 
 @dataclass(slots=True)
 class HeldRequest:
+    """One request held open by X-Gate-Wait. Everything that ends a hold early (its
+    intent decided, its agent changed, its client gone) resolves the one ``wake`` future:
+    a hold costs one future and this object, no task of its own."""
+
     intent_id: str
     agent_id: str
     agent: str
@@ -28,7 +35,16 @@ class HeldRequest:
     held_since: str
     release_at: str
     client: connection.Client | None = None
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Future[Any] | None = None
+    # The client connection's idle watchdog (proxy/keepalive.py): kept fresh while held.
+    watchdog: Any = None
+    client_left: bool = False
+
+    def leave(self) -> None:
+        """The client went away: end the hold; nothing will be sent for it."""
+        self.client_left = True
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(CLIENT_LEFT)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -54,8 +70,10 @@ class HeldRequests:
 
     Indexed by client connection too: a mass disconnect must not scan every hold.
     mitmproxy reports a client that leaves only after the hook that holds its request
-    returns, so one watcher task looks at every held client's socket state every
-    WATCH_INTERVAL_S and cancels the holds of those that left.
+    returns, and its idle watchdog may close a connection whose hook runs long
+    (proxy/keepalive.py): so one watcher task, for all holds, looks at every held client's
+    socket every WATCH_INTERVAL_S, ends the holds of those that left and refreshes the
+    watchdogs of the others. One task for ten thousand holds, instead of two each.
     """
 
     WATCH_INTERVAL_S = 0.5
@@ -65,12 +83,20 @@ class HeldRequests:
         self._by_client: dict[str, set[int]] = {}
         self._next = 0
         self._watcher: asyncio.Task[None] | None = None
+        self._interval = self.WATCH_INTERVAL_S
 
     def add(self, held: HeldRequest) -> int:
         self._next += 1
         self._held[self._next] = held
         self._by_client.setdefault(held.client_id, set()).add(self._next)
-        if held.client is not None and (self._watcher is None or self._watcher.done()):
+        watchdog = held.watchdog
+        if watchdog is not None:
+            # A third of the idle timeout leaves two missed ticks of slack for a busy loop.
+            self._interval = min(self._interval, max(0.05, watchdog.timeout / 3))
+            watchdog.register_activity()
+        if (held.client is not None or watchdog is not None) and (
+            self._watcher is None or self._watcher.done()
+        ):
             self._watcher = asyncio.get_running_loop().create_task(
                 self._watch_clients(), name="gate held-client watcher"
             )
@@ -78,11 +104,14 @@ class HeldRequests:
 
     async def _watch_clients(self) -> None:
         while self._held:
-            await asyncio.sleep(self.WATCH_INTERVAL_S)
+            await asyncio.sleep(self._interval)
             for held in list(self._held.values()):
                 client = held.client
                 if client is not None and not (client.state & connection.ConnectionState.CAN_READ):
-                    held.cancel.set()
+                    held.leave()
+                elif held.watchdog is not None:
+                    held.watchdog.register_activity()
+        self._interval = self.WATCH_INTERVAL_S
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -93,6 +122,8 @@ class HeldRequests:
     def remove(self, token: int) -> None:
         held = self._held.pop(token, None)
         if held is not None:
+            if held.watchdog is not None:
+                held.watchdog.register_activity()  # the idle clock starts when the hold ends
             tokens = self._by_client.get(held.client_id)
             if tokens is not None:
                 tokens.discard(token)
@@ -104,7 +135,7 @@ class HeldRequests:
 
     def client_gone(self, client_id: str) -> None:
         for token in self._by_client.get(client_id, ()):
-            self._held[token].cancel.set()
+            self._held[token].leave()
 
     def is_held(self, intent_id: str) -> bool:
         return any(h.intent_id == intent_id for h in self._held.values())

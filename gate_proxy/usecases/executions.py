@@ -9,7 +9,7 @@ from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.errors import expired
 from gate_proxy.store.base import Conflict, EventDraft, Store
 from gate_proxy.usecases.agents import Agents
-from gate_proxy.usecases.events import EventBus
+from gate_proxy.usecases.events import EventBus, SharedReads
 from gate_proxy.usecases.expiry import Expiry
 from gate_proxy.usecases.fleet import Fleet
 from gate_proxy.usecases.records import execution_requested
@@ -26,17 +26,20 @@ class Executions:
         self.expiry = expiry
         self.events = events
         self.fleet = fleet
+        # The agent's status, read from the store for every claim, one read per agent per
+        # loop tick (a bulk approval releases thousands of one agent's held requests).
+        self._active: SharedReads[str, None] = SharedReads(agents.require_active)
 
     async def claim(self, intent: Intent, actor: str) -> None:
         """Turn an approval into its one execution; a second claim gets Conflict.
 
-        Refused when the execution deadline has passed (Expired) or the agent is no longer
-        active (NotPermitted): an approval is for a live agent, within its window.
+        Refused when the agent is no longer active (NotPermitted) or the execution
+        deadline has passed (Expired): an approval is for a live agent, within its window.
         """
+        await self._active(intent.agent_id)
         current = await self.expiry.expire_if_due(intent)
         if current.status == Status.EXPIRED:
             raise expired("the approval's execution window has closed; the intent expired")
-        await self.agents.require_active(intent.agent_id)
         await self.store.transition_intent(
             intent.id,
             (Status.APPROVED,),
@@ -65,10 +68,15 @@ class Executions:
             )
             return
         self.events.notify(intent_id, status)
-        if self.events.has_listeners:  # re-read only for someone who listens
+        if not self.events.listening(event):
+            return
+        # Re-read the intent only for someone it concerns (an open dashboard stream, a
+        # webhook registered for it): nobody listening is the common case under load.
+        audience = await self.events.audience(event, intent_id)
+        if audience:
             intent = await self.store.get_intent(intent_id)
             if intent is not None:
-                self.events.publish(event, intent, "proxy")
+                self.events.publish(event, intent, "proxy", audience)
 
     async def release_unsent(self, intent_id: str, agent_id: str, detail: dict[str, Any]) -> None:
         """The request never left the gate: the approval is unspent and stays usable (until

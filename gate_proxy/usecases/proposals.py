@@ -134,7 +134,7 @@ class Proposals:
             return await self._record_duplicate(caller, proposal, original, environment)
         if intent.status == Status.PENDING and self._expiry_wakeup is not None:
             self._expiry_wakeup.set()
-        if self.events.has_listeners:
+        if self.events.listening(Event.PROPOSED):
             self.events.publish(Event.PROPOSED, intent, caller.name)
         return Outcome(intent, verdicts[-1])
 

@@ -2,7 +2,8 @@
 
 agent -> identity -> routing -> vault guard -> decision -> egress -> forwarding ->
 credential injection -> MCP answers -> record. ``gate-proxy serve`` loads them into its embedded
-mitmproxy; ``mitmdump -s addons/gate.py`` loads them into a plain one.
+mitmproxy; ``mitmdump -s addons/gate.py`` loads them into a plain one. Either way as one
+mitmproxy addon (``GatePipeline``, pipeline.py) that runs the steps in this order.
 """
 
 from gate_proxy.proxy.addons.decision import GateDecision
@@ -10,16 +11,22 @@ from gate_proxy.proxy.addons.egress import EgressGuard
 from gate_proxy.proxy.addons.forwarding import GateForwarding
 from gate_proxy.proxy.addons.identity import GateIdentity
 from gate_proxy.proxy.addons.mcp import McpAnswers
+from gate_proxy.proxy.addons.pipeline import GatePipeline
 from gate_proxy.proxy.addons.record import GateRecord
 from gate_proxy.proxy.addons.routing import GateRouting
 from gate_proxy.proxy.addons.timeouts import RequestHeaderTimeout
 from gate_proxy.proxy.addons.vault import AgentCredentialGuard, CredentialInjector
 from gate_proxy.proxy.runtime import ProxyRuntime
 
-__all__ = ["gate_addons"]
+__all__ = ["GatePipeline", "gate_addons", "gate_steps"]
 
 
 def gate_addons(runtime: ProxyRuntime) -> list[object]:
+    """What mitmproxy loads: the steps as one addon (one dispatch per hook)."""
+    return [GatePipeline(gate_steps(runtime))]
+
+
+def gate_steps(runtime: ProxyRuntime) -> list[object]:
     """In hook order: who is asking, where it goes, what is decided, what happens after."""
     return [
         RequestHeaderTimeout(runtime.settings.request_header_timeout_s),

@@ -10,6 +10,7 @@
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from mitmproxy import http
 
@@ -20,8 +21,8 @@ from gate_proxy.principal import Principal
 from gate_proxy.proxy.addons.answers import answer_for, error_answer, retry_refusal
 from gate_proxy.proxy.addons.guard import refuse
 from gate_proxy.proxy.flowstate import InFlight, state_of
-from gate_proxy.proxy.keepalive import keep_flow_alive
-from gate_proxy.proxy.runtime import HeldRequest, ProxyRuntime, client_gone
+from gate_proxy.proxy.keepalive import find_watchdog
+from gate_proxy.proxy.runtime import HOLD_TIMEOUT, HeldRequest, ProxyRuntime, client_gone
 from gate_proxy.store.base import Conflict
 from gate_proxy.usecases import agent_key
 
@@ -34,12 +35,14 @@ class Approvals:
 
     async def retry(
         self, flow: http.HTTPFlow, principal: Principal, intent_id: str, fingerprint: str
-    ) -> None:
+    ) -> tuple[Principal, Intent] | None:
+        """Answer a re-send, or let it go as the approval's execution; what to hold (a
+        still-pending intent with X-Gate-Wait), which the caller holds in a frame of its own."""
         usecases = self.runtime.usecases
         intent = await usecases.store.get_intent(intent_id)
         if intent is None or intent.source != "proxy":
             refuse(flow, retry_refusal(intent_id, "intent_not_found", "no such proxied intent"))
-            return
+            return None
         state_of(flow).intent_id = intent_id
         if intent.agent_id != principal.id:
             refuse(
@@ -51,7 +54,7 @@ class Approvals:
                     intent,
                 ),
             )
-            return
+            return None
         if intent.fingerprint != fingerprint:
             refuse(
                 flow,
@@ -63,15 +66,15 @@ class Approvals:
                     intent,
                 ),
             )
-            return
+            return None
         intent = await usecases.expiry.current(intent)
         if intent.status == Status.PENDING:
             if state_of(flow).wait:
-                await self.hold(flow, principal, intent)
-            else:
-                refuse(flow, answer_for(intent))
-            return
+                return principal, intent
+            refuse(flow, answer_for(intent))
+            return None
         await self.execute(flow, principal, intent)
+        return None
 
     async def execute(self, flow: http.HTTPFlow, principal: Principal, intent: Intent) -> None:
         """Claim the approval (the write-ahead execution_requested) and let it go upstream."""
@@ -110,8 +113,11 @@ class Approvals:
         runtime = self.runtime
         usecases = runtime.usecases
         timeout = runtime.settings.hold_timeout_s
-        decided = usecases.events.wait(intent.id)
-        agent_changed = usecases.events.wait(agent_key(principal.id))
+        loop = asyncio.get_running_loop()
+        # One future ends the hold: the intent decided or the agent's status changed (here,
+        # or elsewhere through the ledger feed), the client gone (HeldRequests), the time up.
+        wake: asyncio.Future[Any] = loop.create_future()
+        usecases.events.wait_on(wake, intent.id, agent_key(principal.id))
         held = HeldRequest(
             intent_id=intent.id,
             agent_id=principal.id,
@@ -123,30 +129,20 @@ class Approvals:
             client=flow.client_conn,
             held_since=utc_iso(),
             release_at=iso_in(timedelta(seconds=timeout)),
+            wake=wake,
+            watchdog=find_watchdog(flow),
         )
         token = runtime.held.add(held)
         usecases.metrics.held.set(len(runtime.held))
-        cancelled = asyncio.ensure_future(held.cancel.wait())
+        timer = loop.call_later(timeout, _resolve, wake, HOLD_TIMEOUT)
         try:
-            # Decided between the proposal and now? Then there is nothing to wait for.
-            current: Intent | None = await usecases.expiry.current(
-                await usecases.store.get_intent(intent.id)
-            )
-            if current.status == Status.PENDING:
-                async with keep_flow_alive(flow):
-                    await asyncio.wait(
-                        {decided, cancelled, agent_changed},
-                        timeout=timeout,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                current = await usecases.store.get_intent(intent.id)
+            current = await self._wait(intent, wake)
         finally:
+            timer.cancel()
+            wake.cancel()  # no-op when resolved; drops it from the event bus either way
             runtime.held.remove(token)
             usecases.metrics.held.set(len(runtime.held))
-            decided.cancel()
-            cancelled.cancel()
-            agent_changed.cancel()
-        if held.cancel.is_set() or client_gone(flow):
+        if held.client_left or client_gone(flow):
             # The client left (mitmproxy reports it only after this hook returns, so
             # HeldRequests watches the socket): nothing goes upstream, and the intent
             # stays as it is; the agent re-sends with X-Gate-Intent-Id.
@@ -156,16 +152,38 @@ class Approvals:
             return
         if current is None:
             raise RuntimeError("held intent vanished")
+        if current.status == Status.APPROVED:
+            # Revoked or suspended while held: the claim refuses (it reads the agent first).
+            await self.execute(flow, principal, current)
+            return
         try:
             # Revoked or suspended while held: nothing is released for it.
             await usecases.agents.require_active(principal.id)
         except GateError as exc:
             refuse(flow, error_answer(exc, current))
             return
-        if current.status == Status.APPROVED:
-            await self.execute(flow, principal, current)
-            return
         if current.status == Status.PENDING:
             refuse(flow, answer_for(current, held_timeout=True))
             return
         refuse(flow, answer_for(current))
+
+    async def _wait(self, intent: Intent, wake: asyncio.Future[Any]) -> Intent | None:
+        """The intent once the hold ends. The waiting frame keeps nothing else alive."""
+        store = self.runtime.usecases.store
+        # Decided between the proposal and now? Then there is nothing to wait for.
+        now = await self.runtime.usecases.expiry.current(await store.get_intent(intent.id))
+        if now.status != Status.PENDING:
+            return now
+        del now
+        woken = await wake
+        if isinstance(woken, Intent) and woken.id == intent.id:
+            # Woken here by the change itself, as committed (EventBus.transitioned): no
+            # re-read. What happened since is the claim's business: it only turns an
+            # approved intent into its execution, in one conditional write.
+            return woken
+        return await store.get_intent(intent.id)
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)

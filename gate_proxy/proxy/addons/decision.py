@@ -23,11 +23,12 @@ from gate_proxy.core.body import (
 from gate_proxy.core.decide import PASSTHROUGH, Action
 from gate_proxy.core.fingerprint import request_fingerprint
 from gate_proxy.core.headers import BOUND_HEADERS, SAFE_METHODS, override_signals
-from gate_proxy.core.intents import Status
+from gate_proxy.core.intents import Intent, Status
 from gate_proxy.core.registry import Match
 from gate_proxy.core.terms import NOT_JSON, decode_json
 from gate_proxy.core.urlnorm import normalize_url
 from gate_proxy.errors import GateError
+from gate_proxy.principal import Principal
 from gate_proxy.proxy.addons.answers import answer_for, bad_request, error_answer
 from gate_proxy.proxy.addons.approvals import Approvals
 from gate_proxy.proxy.addons.guard import fail_closed, gate_response, refuse
@@ -48,6 +49,14 @@ class GateDecision:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
+        to_hold = await self._decide(flow)
+        if to_hold is not None:
+            # Held in a frame of its own: the body, the proposal and the verdict's
+            # description (the decision's locals) are not kept alive for the whole hold.
+            await self.approvals.hold(flow, *to_hold)
+
+    async def _decide(self, flow: http.HTTPFlow) -> tuple[Principal, Intent] | None:
+        """Decide, and answer or let the request go; what to hold, if it is to be held."""
         state = state_of(flow)
         principal, match, snapshot = state.principal, state.match, state.snapshot
         if principal is None or match is None or snapshot is None:
@@ -59,16 +68,16 @@ class GateDecision:
             # Fields after the body are not part of what the gate decides on, and servers
             # disagree on whether they may change its meaning: refuse them.
             refuse(flow, bad_request("trailers_not_allowed", "request trailers are refused"))
-            return
+            return None
         body = self._body(flow)
         if body is None:
-            return
+            return None
         url = normalize_url(request.scheme, request.host, request.port, request.path)
         retry_of = state.retry_of
         if match.protocol == "mcp":
             proposal = self._describe_mcp(flow, state, match, body, url)
             if proposal is None:
-                return  # answered: a body the gate cannot read as the server would
+                return None  # answered: a body the gate cannot read as the server would
             if state.mcp is None or state.mcp.write is None:
                 retry_of = None  # protocol traffic and reads are never retries of a write
             elif retry_of is None:
@@ -83,16 +92,15 @@ class GateDecision:
                     flow,
                     gate_response(403, status="blocked", reason_code=reason_code, message=message),
                 )
-                return
-            await self.approvals.retry(flow, principal, retry_of, proposal.fingerprint or "")
-            return
+                return None
+            return await self.approvals.retry(flow, principal, retry_of, proposal.fingerprint or "")
         try:
             outcome = await self.runtime.usecases.proposals.propose(
                 principal, proposal, policies=snapshot.policies
             )
         except GateError as exc:  # e.g. analysis_timeout: a clear refusal, nothing forwarded
             refuse(flow, error_answer(exc, destination=proposal.destination, policy=match.policy))
-            return
+            return None
         verdict, intent = outcome.verdict, outcome.intent
         state.verdict = verdict
         state.intent_id = intent.id if intent is not None else None
@@ -101,12 +109,12 @@ class GateDecision:
         if verdict.action is Action.FORWARD:
             if intent is not None and intent.status == Status.SCHEDULED:
                 state.in_flight = InFlight(intent.id, principal.id)
-            return  # passthrough and shadow go upstream with no execution to record
+            return None  # passthrough and shadow go upstream with no execution to record
         assert intent is not None
         if verdict.action is Action.PENDING and state.wait:
-            await self.approvals.hold(flow, principal, intent)
-            return
+            return principal, intent
         refuse(flow, answer_for(intent))
+        return None
 
     def _body(self, flow: http.HTTPFlow) -> bytes | None:
         limit = self.runtime.settings.proxy_body_limit

@@ -120,7 +120,14 @@ class GateForwarding:
         if flow.response or flow.error or not flow.live:
             return
         self.runtime.upstream.add(flow.id)
-        state_of(flow).deadline = asyncio.ensure_future(self._upstream_deadline(flow))
+        # A timer, not a task: nearly every request is answered long before it fires.
+        state_of(flow).deadline = asyncio.get_running_loop().call_later(
+            self.runtime.settings.upstream_timeout_s, self._deadline_passed, flow
+        )
+
+    def _deadline_passed(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        state.deadline = asyncio.ensure_future(self._upstream_deadline(flow))
 
     async def _upstream_deadline(self, flow: http.HTTPFlow) -> None:
         """mitmproxy has no upstream response timeout: answer 504 ourselves when it lapses.
@@ -130,7 +137,6 @@ class GateForwarding:
         gets a JSON answer and the ledger records the failure through the usual hooks.
         """
         timeout = self.runtime.settings.upstream_timeout_s
-        await asyncio.sleep(timeout)
         if flow.response is not None or flow.error is not None or not flow.live:
             return
         self.runtime.usecases.metrics.upstream_errors.inc("timeout")

@@ -91,10 +91,14 @@ def internal_error(where: str) -> http.Response:
 Hook = Callable[..., Awaitable[None] | None]
 
 
-def fail_closed(
-    where: str, on_error: Callable[[str], None] | None = None
-) -> Callable[[Hook], Hook]:
-    """Guard an HTTP hook: an exception becomes a 503 JSON answer, never a forward."""
+def fail_closed(where: str) -> Callable[[Hook], Hook]:
+    """Guard an HTTP hook: an exception becomes a 503 JSON answer, never a forward.
+
+    The guarded method is awaitable whether the hook is sync or async (callers in tests
+    await it). The gate's pipeline (``pipeline.py``) does not call this wrapper: it calls
+    the hook itself (``__wrapped__``) inside the same guard (``hook_failed``), so a sync
+    hook stays sync and the guard is a bare ``try`` on the happy path.
+    """
 
     def decorate(hook: Hook) -> Hook:
         @functools.wraps(hook)
@@ -106,19 +110,30 @@ def fail_closed(
                 if result is not None:
                     await result
             except Exception as exc:
-                log.error(
-                    "gate hook failed; refusing the request",
-                    extra={"event": "hook_failed", "hook": where, "error": type(exc).__name__},
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
-                usecases = getattr(getattr(self, "runtime", None), "usecases", None)
-                if usecases is not None:
-                    usecases.metrics.internal_errors.inc(where)
-                if flow.live or flow.response is None:
-                    refuse(flow, internal_error(where))
-                    # The request body may be half-streamed; make sure it goes nowhere.
-                    flow.request.stream = False
+                hook_failed(self, flow, where, exc)
 
+        guarded.__gate_guard__ = where  # type: ignore[attr-defined]
         return guarded
 
     return decorate
+
+
+def guard_of(method: Any) -> str | None:
+    """The ``fail_closed`` name a (bound) hook method is guarded under, if any."""
+    return getattr(method, "__gate_guard__", None)
+
+
+def hook_failed(addon: Any, flow: http.HTTPFlow, where: str, exc: Exception) -> None:
+    """What a failed gate hook leaves behind: a logged error, a metric and a 503."""
+    log.error(
+        "gate hook failed; refusing the request",
+        extra={"event": "hook_failed", "hook": where, "error": type(exc).__name__},
+        exc_info=log.isEnabledFor(logging.DEBUG),
+    )
+    usecases = getattr(getattr(addon, "runtime", None), "usecases", None)
+    if usecases is not None:
+        usecases.metrics.internal_errors.inc(where)
+    if flow.live or flow.response is None:
+        refuse(flow, internal_error(where))
+        # The request body may be half-streamed; make sure it goes nowhere.
+        flow.request.stream = False

@@ -47,13 +47,31 @@ class GateIdentity:
     def __init__(self, runtime: ProxyRuntime) -> None:
         self.runtime = runtime
         self._tunnels: dict[str, str] = {}  # client connection id -> key hash
+        # client connection id -> (Proxy-Authorization value, its user, its key's hash): a
+        # keep-alive client sends the same header on every request, so it is decoded and
+        # hashed once per connection. The agent behind the hash is still looked up on every
+        # request (Agents.authenticate_hash), so a revocation bites as before.
+        self._decoded: dict[str, tuple[str, str, str]] = {}
 
-    async def _from_basic(self, header: str | None) -> tuple[Principal, str]:
+    def _decode(self, header: str | None, client_id: str | None) -> tuple[str, str]:
+        """(user, key hash) of a ``Basic`` credential; decoded once per connection."""
+        if header and client_id is not None:
+            known = self._decoded.get(client_id)
+            if known is not None and known[0] == header:
+                return known[1], known[2]
         parsed = parse_basic(header) if header else None
         if parsed is None:
             raise Unauthenticated("proxy_auth_required", "Proxy-Authorization: Basic is required")
         user, key = parsed
         key_hash = hash_key(key)
+        if header and client_id is not None:
+            self._decoded[client_id] = (header, user, key_hash)
+        return user, key_hash
+
+    async def _from_basic(
+        self, header: str | None, client_id: str | None = None
+    ) -> tuple[Principal, str]:
+        user, key_hash = self._decode(header, client_id)
         principal = await self.runtime.usecases.agents.authenticate_hash(key_hash)
         if user not in (principal.id, principal.name):
             # A key presented under another agent's name is a mistake or an impersonation.
@@ -98,6 +116,7 @@ class GateIdentity:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)
+        self._decoded.pop(client.id, None)
         self.runtime.held.client_gone(client.id)
 
     @fail_closed("identity")
@@ -111,11 +130,14 @@ class GateIdentity:
             return
         reverse = is_reverse(flow)
         agents = self.runtime.usecases.agents
+        own = gate_fields(headers.fields)
         try:
-            if reverse and headers.get("X-Gate-Key"):
-                principal = await agents.authenticate(headers["X-Gate-Key"])
-            elif "Proxy-Authorization" in headers:
-                principal, _ = await self._from_basic(headers["Proxy-Authorization"])
+            if reverse and own.get(_GATE_KEY):
+                principal = await agents.authenticate(own[_GATE_KEY])
+            elif _PROXY_AUTHORIZATION in own:
+                principal, _ = await self._from_basic(
+                    own[_PROXY_AUTHORIZATION], flow.client_conn.id
+                )
             elif not reverse and flow.client_conn.id in self._tunnels:
                 principal = await agents.authenticate_hash(self._tunnels[flow.client_conn.id])
             else:
@@ -127,9 +149,31 @@ class GateIdentity:
         state.principal = principal
         state.reverse = reverse
         # Keep what the gate needs from its own headers, then drop them all.
-        state.retry_of = headers.get("X-Gate-Intent-Id")
-        state.wait = headers.get("X-Gate-Wait", "").strip().lower() in ("true", "1", "yes")
+        state.retry_of = own.get(_INTENT_ID)
+        state.wait = own.get(_WAIT, "").strip().lower() in ("true", "1", "yes")
         strip_gate_headers(flow.request.headers)
+
+
+_PROXY_AUTHORIZATION = b"proxy-authorization"
+_GATE_KEY = b"x-gate-key"
+_INTENT_ID = b"x-gate-intent-id"
+_WAIT = b"x-gate-wait"
+_GATE_FIELDS = frozenset((_PROXY_AUTHORIZATION, _GATE_KEY, _INTENT_ID, _WAIT))
+
+
+def gate_fields(fields: tuple[tuple[bytes, bytes], ...]) -> dict[bytes, str]:
+    """The gate's own request headers (lower-case name -> value), in one pass over the raw
+    fields, read as mitmproxy's ``Headers.get`` reads them: names compared without case,
+    repeated fields joined with ", ", values decoded as UTF-8 with surrogateescape."""
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in fields:
+        key = name.lower()
+        if key in _GATE_FIELDS:
+            found.setdefault(key, []).append(value)
+    return {
+        key: ", ".join(value.decode("utf-8", "surrogateescape") for value in values)
+        for key, values in found.items()
+    }
 
 
 REQUEST_LIMITS = HeadLimits()
