@@ -19,6 +19,7 @@ from gate_proxy.api.http import (
 )
 from gate_proxy.api.inputs import (
     MAX_SEQ,
+    bulk_approval_from_body,
     legacy_intent_id,
     proposal_from_body,
     query_int,
@@ -28,6 +29,7 @@ from gate_proxy.api.inputs import (
 )
 from gate_proxy.api.views import (
     audit_view,
+    bulk_approval_view,
     decision_record,
     decision_view,
     execution_view,
@@ -198,6 +200,18 @@ def review_handler(action: str, *, legacy: bool = False) -> Handler:
     return handler
 
 
+async def bulk_approve(request: web.Request) -> web.Response:
+    """POST /v1/intents/approve: approve a list of intents, each answered on its own."""
+    principal = await caller(request)
+    if not principal.can_review:  # who may, before what they sent (403 before 400/413)
+        raise NotPermitted("forbidden", "approving or rejecting needs a reviewer or admin key")
+    bulk = bulk_approval_from_body(await read_json(request))
+    outcomes = await request.app[USECASES].review.approve_many(
+        principal, bulk.items, note=bulk.note
+    )
+    return json_response(bulk_approval_view(outcomes))
+
+
 async def execute_intent(request: web.Request) -> web.Response:
     principal = await caller(request)
     order = await request.app[USECASES].orders.execute(principal, request.match_info["intent_id"])
@@ -317,7 +331,10 @@ def build_app(
     r.add_post("/v1/agents/{agent_id}/revoke", _agent_status_handler("revoked"))
     r.add_post("/v1/intents", create_intent)
     r.add_get("/v1/intents", list_intents)
-    r.add_get("/v1/intents/{intent_id}", get_intent)
+    r.add_post("/v1/intents/approve", bulk_approve)
+    # Not "approve": GET /v1/intents/approve is the bulk route's 405 (Allow: POST), not a
+    # lookup of an intent with that id (ids are int_...).
+    r.add_get("/v1/intents/{intent_id:(?!approve$)[^{}/]+}", get_intent)
     r.add_get("/v1/intents/{intent_id}/decision", intent_decision)
     r.add_get("/v1/intents/{intent_id}/audit", intent_audit)
     r.add_post("/v1/intents/{intent_id}/approve", review_handler("approve"))

@@ -22,10 +22,12 @@ from typing import Any
 
 from aiohttp import web
 
+from gate_proxy.api.errors import HttpError
 from gate_proxy.errors import invalid
 from gate_proxy.principal import Role
 from gate_proxy.usecases import Proposal
 from gate_proxy.usecases.agents import NAME_PATTERN, RISK_TIERS
+from gate_proxy.usecases.review import MAX_BULK_APPROVALS, BulkItem
 
 BLANK = " \t\n\r\f\v"
 # Counts and values stay inside what JSON clients and SQLite represent exactly.
@@ -177,6 +179,41 @@ def review_from_body(body: dict[str, Any]) -> ReviewInput:
         note=aliased(body, ("note",), text),
         reason=aliased(body, ("reason",), text),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkApprovalInput:
+    """A bulk approve: the intents (each with the review hash the reviewer saw) and one note."""
+
+    items: tuple[BulkItem, ...]
+    note: str | None
+
+
+def bulk_approval_from_body(body: dict[str, Any]) -> BulkApprovalInput:
+    """``{"intents": [{"intentId", "reviewHash"?}, ...], "note"?}``; 413 past
+    MAX_BULK_APPROVALS intents (before the items are read), 400 naming a bad item."""
+    listed = body.get("intents")
+    if not isinstance(listed, list) or not listed:
+        raise invalid(f"intents is required: a list of 1 to {MAX_BULK_APPROVALS} objects")
+    if len(listed) > MAX_BULK_APPROVALS:
+        raise HttpError(
+            413,
+            "too_many_intents",
+            f"at most {MAX_BULK_APPROVALS} intents per call, got {len(listed)}: split the list",
+        )
+    items = tuple(_bulk_item(index, entry) for index, entry in enumerate(listed))
+    return BulkApprovalInput(items, aliased(body, ("note",), text))
+
+
+def _bulk_item(index: int, entry: Any) -> BulkItem:
+    where = f"intents[{index}]"
+    if not isinstance(entry, dict):
+        raise invalid(f"{where} must be an object with an intentId")
+    intent_id = aliased(entry, ("intentId",), lambda name, v: identifier(f"{where}.{name}", v))
+    if intent_id is None:
+        raise invalid(f"{where}.intentId is required: a non-blank string")
+    review_hash = aliased(entry, ("reviewHash",), lambda name, v: text(f"{where}.{name}", v))
+    return BulkItem(intent_id, review_hash)
 
 
 def legacy_intent_id(body: dict[str, Any]) -> str:

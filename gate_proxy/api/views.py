@@ -6,6 +6,7 @@ from gate_proxy.core.intents import Intent
 from gate_proxy.core.mcp.record import intent_tool
 from gate_proxy.store.base import Row
 from gate_proxy.usecases import Outcome, review_hash
+from gate_proxy.usecases.review import BulkOutcome
 
 
 def intent_view(intent: Intent, *, approvals: int | None = None) -> dict[str, Any]:
@@ -108,4 +109,43 @@ def audit_view(event: Row) -> dict[str, Any]:
         "metadata": event["data"],
         "seq": event["seq"],
         "hash": event["hash"],
+    }
+
+
+def bulk_approval_view(outcomes: list[BulkOutcome]) -> dict[str, Any]:
+    """A bulk approve's answer: one entry per intent named, in the order given, and counts."""
+    results = [bulk_item_view(outcome) for outcome in outcomes]
+    counts = {name: 0 for name in BULK_RESULTS}
+    for result in results:
+        counts[result["result"]] += 1
+    return {
+        "results": results,
+        "approved": counts["approved"],
+        "pendingMoreVotes": counts["pending_more_votes"],
+        "refused": counts["refused"],
+    }
+
+
+BULK_RESULTS = ("approved", "pending_more_votes", "refused")
+
+
+def bulk_item_view(outcome: BulkOutcome) -> dict[str, Any]:
+    if outcome.approval is None:
+        assert outcome.refusal is not None
+        # The refusal a single approve would answer: its code, message and extra fields.
+        return {"intentId": outcome.intent_id, "result": "refused", **outcome.refusal.body()}
+    intent = outcome.approval.intent
+    if outcome.approval.approvals is None:
+        return {
+            "intentId": intent.id,
+            "result": "approved",
+            "status": intent.status,
+            "approvedAt": intent.decided_at,
+        }
+    return {
+        "intentId": intent.id,
+        "result": "pending_more_votes",
+        "status": intent.status,
+        "approvals": outcome.approval.approvals,
+        "required": intent.require_approvals,
     }

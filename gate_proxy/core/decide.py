@@ -33,15 +33,8 @@ from enum import StrEnum
 
 from gate_proxy.core.analyzers.base import Finding
 from gate_proxy.core.intents import Intent, Status
-from gate_proxy.core.policy import (
-    Analysis,
-    Counters,
-    Decision,
-    IntentFacts,
-    Policy,
-    RateCounts,
-    evaluate,
-)
+from gate_proxy.core.policy import DEFAULT_EXPIRY_MINUTES, Analysis, IntentFacts, Policy
+from gate_proxy.core.policy.evaluate import rule_intent
 
 __all__ = [
     "PASSTHROUGH",
@@ -153,40 +146,48 @@ def decide(
     if request.passthrough:
         return Verdict(PASSTHROUGH, PASSTHROUGH, None, "registry", inject_credentials_for=inject)
 
-    effective = policy.for_environment(request.facts.environment) if policy else None
-    decision = evaluate(
+    facts = request.facts
+    effective = policy.for_environment(facts.environment) if policy is not None else None
+    duplicate = counts.duplicate_of
+    # No duplicate found is a count like any other; only a policy with a window reads it.
+    windowed = effective is not None and effective.dedupe_window_seconds is not None
+    ev, status, reason_code, message, rule, value = rule_intent(
         policy,
-        request.facts,
-        _rate_counts(counts),
-        _counters(effective, counts),
-        analysis=analysis,
-    )
+        facts,
+        None if counts.last_hour is None or counts.last_day is None
+        else (counts.last_hour, counts.last_day),
+        counts.spent,
+        (duplicate is not None) if windowed else None,
+        duplicate.id if duplicate is not None else None,
+        analysis,
+    )  # fmt: skip
     scope_block = _scope_block(request, scope)
     if scope_block is not None:
-        decision = _replace(decision, Status.BLOCKED, *scope_block, rule="agent_scope")
-    elif decision.status == Status.APPROVED and request.require_approval:
-        decision = _replace(
-            decision, Status.PENDING, "manual_review_required", None, rule="registry"
-        )
-    elif decision.status == Status.APPROVED and request.review_reason is not None:
-        decision = _replace(decision, Status.PENDING, request.review_reason, None, rule="request")
-    shadow = request.shadow or (effective is not None and effective.enforce == "shadow")
-    duplicate = counts.duplicate_of if decision.status == Status.DUPLICATE else None
+        status, (reason_code, message), rule = Status.BLOCKED, scope_block, "agent_scope"
+    elif status == Status.APPROVED and request.require_approval:
+        status, reason_code, message, rule = (
+            Status.PENDING, "manual_review_required", None, "registry"
+        )  # fmt: skip
+    elif status == Status.APPROVED and request.review_reason is not None:
+        status, reason_code, message, rule = Status.PENDING, request.review_reason, None, "request"
+    if status not in (Status.BLOCKED, Status.DUPLICATE):
+        message = None  # a human-readable reason only for a refusal
+    score, level = ev.risk(value)
     return Verdict(
-        status=decision.status,
-        reason_code=decision.reason_code,
-        message=decision.block_reason,
-        rule=decision.rule,
-        risk_score=decision.risk_score,
-        risk_level=decision.risk_level,
-        findings=decision.findings,
-        tags=decision.tags,
-        value_usd=decision.value_usd,
-        expiry_minutes=decision.expiry_minutes,
-        require_approvals=decision.require_approvals,
-        shadow=shadow,
-        inject_credentials_for=inject,
-        duplicate_of=duplicate.id if duplicate is not None else None,
+        status,
+        reason_code,
+        message,
+        rule,
+        score,
+        level,
+        ev.findings,
+        ev.tags(),
+        value,
+        DEFAULT_EXPIRY_MINUTES if effective is None else effective.expiry_minutes,
+        1 if effective is None else effective.require_approvals,
+        request.shadow or (effective is not None and effective.enforce == "shadow"),
+        inject,
+        duplicate.id if duplicate is not None and status == Status.DUPLICATE else None,
     )
 
 
@@ -209,43 +210,3 @@ def _scope_block(request: DescribedRequest, scope: AgentScope) -> tuple[str, str
             f"Agent may not write to destination {request.destination}",
         )
     return None
-
-
-def _rate_counts(counts: Counts) -> RateCounts | None:
-    if counts.last_hour is None or counts.last_day is None:
-        return None  # a policy with rate limits then blocks (fail closed)
-    return RateCounts(last_hour=counts.last_hour, last_day=counts.last_day)
-
-
-def _counters(effective: Policy | None, counts: Counts) -> Counters | None:
-    if effective is None or (effective.budgets is None and effective.dedupe_window_seconds is None):
-        return None
-    spent: tuple[float | None, ...] = counts.spent or (None, None, None, None)
-    windowed = effective.dedupe_window_seconds is not None
-    duplicate = counts.duplicate_of
-    return Counters(
-        agent_spent_hour_usd=spent[0],
-        agent_spent_day_usd=spent[1],
-        policy_spent_hour_usd=spent[2],
-        policy_spent_day_usd=spent[3],
-        duplicate_within_window=(duplicate is not None) if windowed else None,
-        duplicate_of=duplicate.id if duplicate is not None else None,
-    )
-
-
-def _replace(
-    decision: Decision, status: str, reason_code: str, block_reason: str | None, *, rule: str
-) -> Decision:
-    return Decision(
-        status=status,
-        reason_code=reason_code,
-        block_reason=block_reason,
-        risk_score=decision.risk_score,
-        risk_level=decision.risk_level,
-        expiry_minutes=decision.expiry_minutes,
-        require_approvals=decision.require_approvals,
-        rule=rule,
-        findings=decision.findings,
-        tags=decision.tags,
-        value_usd=decision.value_usd,
-    )

@@ -1,12 +1,24 @@
-"""Reading intents and reviewing them: approve (N-of-M), reject, the audit trail."""
+"""Reading intents and reviewing them: approve (N-of-M), bulk approve, reject, the audit
+trail."""
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from gate_proxy.clock import utc_iso, utc_now
 from gate_proxy.core.intents import Event, Intent, Status
-from gate_proxy.errors import conflict, expired, invalid, not_found, not_permitted
+from gate_proxy.errors import (
+    GateError,
+    Unavailable,
+    conflict,
+    expired,
+    invalid,
+    not_found,
+    not_permitted,
+)
 from gate_proxy.keys import keys_equal
 from gate_proxy.metrics import GateMetrics
 from gate_proxy.principal import Principal
@@ -15,8 +27,15 @@ from gate_proxy.usecases.events import EventBus
 from gate_proxy.usecases.expiry import Expiry
 from gate_proxy.usecases.records import review_hash
 
+log = logging.getLogger("gate.review")
+
 # An approval stays usable at least this long (docs/security.md).
 MIN_EXECUTION_WINDOW = timedelta(minutes=5)
+# A bulk approve names at most this many intents (the API answers 413 past it), and works
+# on at most BULK_CONCURRENCY of them at a time: enough concurrent writes for the store to
+# commit them in a few group transactions, few enough not to starve proxied requests.
+MAX_BULK_APPROVALS = 1000
+BULK_CONCURRENCY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +45,24 @@ class Approval:
 
     intent: Intent
     approvals: int | None = None  # None: this approval decided the intent
+
+
+@dataclass(frozen=True, slots=True)
+class BulkItem:
+    """One intent of a bulk approve, with the review hash the reviewer saw (None: unbound)."""
+
+    intent_id: str
+    review_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOutcome:
+    """What a bulk approve did to one intent: an `Approval` (approved, or still short of
+    its quorum) or the refusal a single approve would have answered."""
+
+    intent_id: str
+    approval: Approval | None = None
+    refusal: GateError | None = None
 
 
 class Review:
@@ -135,6 +172,50 @@ class Review:
         self.events.transitioned(updated, Event.APPROVED, caller.name)
         return Approval(updated)
 
+    async def approve_many(
+        self, caller: Principal, items: Sequence[BulkItem], *, note: str | None = None
+    ) -> list[BulkOutcome]:
+        """Approve each intent as `approve` would, answering each one on its own.
+
+        The same rules per intent (role, never one's own, N-of-M distinct reviewers, the
+        review hash, the deadline); one refused intent does not stop the others. The
+        approvals run concurrently so the store commits them in a few group transactions.
+        An intent named twice is approved once; the repeat is refused.
+        """
+        if not caller.can_review:
+            raise not_permitted("approving or rejecting needs a reviewer or admin key")
+        if len(items) > MAX_BULK_APPROVALS:
+            raise invalid(f"at most {MAX_BULK_APPROVALS} intents per bulk approve")
+        slots = asyncio.Semaphore(BULK_CONCURRENCY)
+
+        async def one(item: BulkItem) -> BulkOutcome:
+            async with slots:
+                try:
+                    approval = await self.approve(
+                        caller, item.intent_id, note=note, expected_hash=item.review_hash
+                    )
+                except GateError as refusal:
+                    return BulkOutcome(item.intent_id, refusal=refusal)
+                except Exception:
+                    # Fail closed for this intent only; its state is whatever the store
+                    # holds (a retry answers not_pending if the approval did land).
+                    log.exception("bulk approve failed for one intent")
+                    refusal = Unavailable(
+                        "unavailable", "the approval could not be recorded; read the intent"
+                    )
+                    return BulkOutcome(item.intent_id, refusal=refusal)
+                return BulkOutcome(item.intent_id, approval=approval)
+
+        seen: set[str] = set()
+        work: list[asyncio.Future[BulkOutcome]] = []
+        for item in items:
+            if item.intent_id in seen:
+                work.append(_done(_repeated(item.intent_id)))
+            else:
+                seen.add(item.intent_id)
+                work.append(asyncio.ensure_future(one(item)))
+        return list(await asyncio.gather(*work))
+
     async def reject(
         self,
         caller: Principal,
@@ -199,3 +280,14 @@ class Review:
         if expected_hash is not None and not keys_equal(expected_hash, review_hash(intent)):
             raise conflict("the intent differs from what was reviewed", "review_hash_mismatch")
         return intent
+
+
+def _repeated(intent_id: str) -> BulkOutcome:
+    refusal = conflict("this intent is named earlier in the same request", "duplicate_in_request")
+    return BulkOutcome(intent_id, refusal=refusal)
+
+
+def _done(outcome: BulkOutcome) -> "asyncio.Future[BulkOutcome]":
+    future: asyncio.Future[BulkOutcome] = asyncio.get_running_loop().create_future()
+    future.set_result(outcome)
+    return future

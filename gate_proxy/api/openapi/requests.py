@@ -13,6 +13,7 @@ from gate_proxy.api.inputs import MAX_COUNT, MAX_SEQ, MAX_VALUE_USD
 from gate_proxy.core.intents import Status
 from gate_proxy.principal import Role
 from gate_proxy.usecases.agents import NAME_PATTERN, RISK_TIERS
+from gate_proxy.usecases.review import MAX_BULK_APPROVALS
 
 # A string with at least one character outside inputs.BLANK (a search, as JSON Schema's
 # `pattern` is): the one notion of "blank" every regex dialect agrees on.
@@ -102,6 +103,34 @@ REVIEW = {
     },
 }
 
+BULK_APPROVAL = {
+    "type": "object",
+    "description": "Each intent is approved as by POST /v1/intents/{intent_id}/approve (the "
+    "same role, self-review, N-of-M and review-hash rules) and answered on its own",
+    "required": ["intents"],
+    "properties": {
+        "intents": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BULK_APPROVALS,
+            "description": f"1 to {MAX_BULK_APPROVALS} intents (more answers 413); an intent "
+            "named twice is approved once",
+            "items": {
+                "type": "object",
+                "required": ["intentId"],
+                "properties": {
+                    "intentId": NON_BLANK,
+                    "reviewHash": described(
+                        OPTIONAL_TEXT,
+                        "The intent's reviewHash as shown; a different intent is refused",
+                    ),
+                },
+            },
+        },
+        "note": described(OPTIONAL_TEXT, "Kept with each decision"),
+    },
+}
+
 LEGACY_ID = described(NON_BLANK, "The intent to decide (seed 004)")
 LEGACY_REVIEW = {
     "type": "object",
@@ -147,6 +176,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
     "IntentRequest": INTENT_REQUEST,
     "AgentRegistration": AGENT_REGISTRATION,
     "Review": REVIEW,
+    "BulkApproval": BULK_APPROVAL,
     "LegacyReview": LEGACY_REVIEW,
     "Report": REPORT,
     "WebhookRegistration": WEBHOOK,

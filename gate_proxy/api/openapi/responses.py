@@ -233,6 +233,48 @@ REVIEW_RESULT = record(
     optional=("approvedAt", "approvals", "required", "rejectedAt", "reason"),
 )
 
+BULK_APPROVED = record(
+    {
+        "intentId": STRING,
+        "result": {"type": "string", "const": "approved"},
+        "status": INTENT_STATUS,
+        "approvedAt": TIMESTAMP,
+    }
+)
+BULK_SHORT_OF_QUORUM = record(
+    {
+        "intentId": STRING,
+        "result": {"type": "string", "const": "pending_more_votes"},
+        "status": INTENT_STATUS,
+        "approvals": {**INTEGER, "description": "N-of-M: distinct approvals so far"},
+        "required": {**INTEGER, "description": "N-of-M: approvals needed"},
+    }
+)
+BULK_REFUSED = {
+    "allOf": [
+        ref("Error"),
+        record(
+            {
+                "intentId": STRING,
+                "result": {"type": "string", "const": "refused"},
+            }
+        ),
+    ],
+    "description": "The refusal a single approve would answer (error, message and its "
+    "extra fields, e.g. intentStatus), or duplicate_in_request for a repeated intent",
+}
+BULK_APPROVAL_RESULT = record(
+    {
+        "results": {
+            **array_of({"oneOf": [BULK_APPROVED, BULK_SHORT_OF_QUORUM, BULK_REFUSED]}),
+            "description": "One per intent named, in the order given",
+        },
+        "approved": INTEGER,
+        "pendingMoreVotes": INTEGER,
+        "refused": INTEGER,
+    }
+)
+
 LEDGER_EVENT = record(
     {
         "seq": INTEGER,
@@ -303,6 +345,7 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "AuditEvent": AUDIT_EVENT,
     "AuditTrail": array_of(ref("AuditEvent")),
     "ReviewResult": REVIEW_RESULT,
+    "BulkApprovalResult": BULK_APPROVAL_RESULT,
     "SignedOrder": SIGNED_ORDER,
     "ExecutionOrder": EXECUTION_ORDER,
     "Execution": EXECUTION,

@@ -88,6 +88,12 @@ ROUTES: list[Route] = [
         True, "Review", answer="ReviewResult", errors=(*BODY, *AUTH, 404, 409, 410),
     ),
     Route(
+        "post", "/v1/intents/approve",
+        "Approve a list of intents (reviewer, admin), each answered on its own; at most "
+        "1000 (413 past it)", True, "BulkApproval", answer="BulkApprovalResult",
+        errors=(*BODY, *AUTH),
+    ),
+    Route(
         "post", "/v1/intents/{intent_id}/reject", "Reject, with a reason", True, "Review",
         answer="ReviewResult", errors=(*BODY, *AUTH, 404, 409, 410),
     ),

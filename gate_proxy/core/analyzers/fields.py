@@ -14,7 +14,6 @@ single top-level key.
 
 import re
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -25,6 +24,7 @@ __all__ = [
     "form_pairs",
     "parse_field_path",
     "select",
+    "select_values",
 ]
 
 
@@ -105,50 +105,66 @@ class Selection:
     truncated: bool = False  # stopped at `limit` values: the selection is incomplete
 
 
-def _object_items(value: object) -> Iterator[tuple[str, object]] | None:
-    if isinstance(value, dict):
-        return iter(value.items())
-    if isinstance(value, tuple):
-        return iter(value)
-    return None
-
-
 def select(root: object, path: FieldPath, limit: int | None = None) -> Selection:
     """Every value at `path` in a decoded payload (objects as dicts or pair tuples).
 
     With `limit`, at most that many values are kept at any step; past it the selection is
     `truncated` (a caller that must see every value fails closed on it).
     """
+    return _select(root, path.segments, limit, located=True)
+
+
+def select_values(
+    root: object, segments: tuple[Segment, ...], limit: int | None = None
+) -> Selection:
+    """`select` for callers that need the values only (record checks, budget values): the
+    same values, duplicates, list count and truncation, with every location "" (building
+    ``$.contacts[7].email`` for each value costs more than the lookup itself)."""
+    return _select(root, segments, limit, located=False)
+
+
+def _select(
+    root: object, segments: tuple[Segment, ...], limit: int | None, located: bool
+) -> Selection:
     selection = Selection()
-    frontier: list[tuple[str, object]] = [("$", root)]
-    for segment in path.segments:
+    frontier: list[tuple[str, object]] = [("$" if located else "", root)]
+    for segment in segments:
         following: list[tuple[str, object]] = []
+        wildcard = segment is WILDCARD
+        index_segment = isinstance(segment, int)
+        # A numeric key after a dot indexes a list too (ASCII digits only).
+        digits = isinstance(segment, str) and segment.isascii() and segment.isdigit()
         for location, value in frontier:
             if limit is not None and len(following) > limit:
                 selection.truncated = True
                 break
-            if segment is WILDCARD:
+            if wildcard:
                 if isinstance(value, list):
                     selection.lists += 1
                     if limit is not None and len(following) + len(value) > limit:
                         value = value[: limit + 1 - len(following)]
                         selection.truncated = True
-                    following.extend((f"{location}[{i}]", item) for i, item in enumerate(value))
+                    if located:
+                        following.extend((f"{location}[{i}]", item) for i, item in enumerate(value))
+                    else:
+                        following.extend([("", item) for item in value])
                 continue
-            if isinstance(segment, int) or (
-                isinstance(value, list) and segment.isascii() and segment.isdigit()
-            ):
-                index = int(segment)
+            if index_segment or (digits and isinstance(value, list)):
+                index = int(segment)  # type: ignore[arg-type]
                 if isinstance(value, list) and index < len(value):
-                    following.append((f"{location}[{index}]", value[index]))
+                    where = f"{location}[{index}]" if located else ""
+                    following.append((where, value[index]))
                 continue
-            items = _object_items(value)
-            if items is None:
+            if isinstance(value, tuple):  # an object as (key, value) pairs
+                found = [pair[1] for pair in value if pair[0] == segment]
+            elif isinstance(value, dict):
+                found = [value[segment]] if segment in value else []
+            else:
                 continue
-            found = [(f"{location}.{segment}", v) for k, v in items if k == segment]
             if len(found) > 1:
-                selection.duplicate_key = segment
-            following.extend(found)
+                selection.duplicate_key = segment  # type: ignore[assignment]
+            where = f"{location}.{segment}" if located else ""
+            following.extend([(where, item) for item in found])
         frontier = following
     if limit is not None and len(frontier) > limit:
         selection.truncated = True

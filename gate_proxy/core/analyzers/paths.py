@@ -32,8 +32,9 @@ _ABSOLUTE = re.compile(r"^(?:/|\\|[A-Za-z]:[\\/]|[A-Za-z]:$|~|file:)", re.IGNORE
 
 def _forms(value: str) -> list[str]:
     text = value
-    for pattern, replacement in _OVERLONG:
-        text = pattern.sub(replacement.replace("\\", "\\\\"), text)
+    if "%" in value:  # every overlong form is %-encoded
+        for pattern, replacement in _OVERLONG:
+            text = pattern.sub(replacement.replace("\\", "\\\\"), text)
     forms = decoded_forms(text)
     if text is not value:
         forms.insert(0, value)

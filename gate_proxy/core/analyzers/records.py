@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gate_proxy.core.analyzers.base import Finding
-from gate_proxy.core.analyzers.fields import WILDCARD, FieldPath, select
+from gate_proxy.core.analyzers.fields import WILDCARD, FieldPath, select_values
 from gate_proxy.core.terms import NOT_JSON
 
 __all__ = ["RecordCheck", "analyze_records"]
@@ -50,7 +50,7 @@ def _record_values(
     last = max((i for i, s in enumerate(segments) if s is WILDCARD), default=None)
     too_many = f"more than {limit} records: over the analyzer's limit"
     if last is None:
-        selection = select(parsed, path)
+        selection = select_values(parsed, segments)
         if selection.duplicate_key is not None:
             return [], f"duplicate key {selection.duplicate_key!r} on the path"
         lists = [v for _, v in selection.matches if isinstance(v, list)]
@@ -59,25 +59,50 @@ def _record_values(
         if limit is not None and sum(len(values) for values in lists) > limit:
             return [], too_many
         return [item for values in lists for item in values], None
-    records = select(parsed, FieldPath(path.text, segments[: last + 1]), limit=limit)
+    records = select_values(parsed, segments[: last + 1], limit=limit)
     if records.truncated:
         return [], too_many
     if records.duplicate_key is not None:
         return [], f"duplicate key {records.duplicate_key!r} on the path"
     if records.lists == 0:
         return [], "the path selects no list of records"
-    rest = FieldPath(path.text, segments[last + 1 :])
+    rest = segments[last + 1 :]
+    if not rest:
+        return [record for _, record in records.matches], None
+    if len(rest) == 1 and isinstance(rest[0], str):
+        return _key_values(records.matches, rest[0], limit, too_many)
     values: list[object] = []
     for _, record in records.matches:
-        if not rest.segments:
-            values.append(record)
-            continue
-        inner = select(record, rest, limit=limit)
+        inner = select_values(record, rest, limit=limit)
         if inner.truncated:
             return [], too_many
         if inner.duplicate_key is not None:
             return [], f"duplicate key {inner.duplicate_key!r} on the path"
         values.append(inner.matches[0][1] if inner.matches else None)
+    return values, None
+
+
+def _key_values(
+    records: list[tuple[str, object]], key: str, limit: int | None, too_many: str
+) -> tuple[list[object], str | None]:
+    """The usual ``items[*].field``: `select_values(record, (key,))` for each record,
+    without a selection per record (the same values, duplicates and limit)."""
+    index = int(key) if key.isascii() and key.isdigit() else None
+    values: list[object] = []
+    for _, record in records:
+        if isinstance(record, tuple):  # an object as (key, value) pairs
+            found = [pair[1] for pair in record if pair[0] == key]
+            if limit is not None and len(found) > limit:
+                return [], too_many
+            if len(found) > 1:
+                return [], f"duplicate key {key!r} on the path"
+            values.append(found[0] if found else None)
+        elif isinstance(record, dict):
+            values.append(record.get(key))
+        elif index is not None and isinstance(record, list) and index < len(record):
+            values.append(record[index])
+        else:
+            values.append(None)
     return values, None
 
 

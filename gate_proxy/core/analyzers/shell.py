@@ -19,7 +19,7 @@ from typing import Final
 
 from gate_proxy.core.analyzers.base import Finding
 
-__all__ = ["analyze_shell", "decoded_forms"]
+__all__ = ["analyze_shell", "check_every_form", "decoded_forms"]
 
 _CHECKS: Final = (
     ("substitution", "critical", re.compile(r"\$\(|`|\$\{|[<>]\(")),
@@ -50,10 +50,22 @@ def decoded_forms(value: str) -> list[str]:
     return forms
 
 
+# Every check needs one of these characters, and decoding starts only at "%" or "\\": a
+# value without any of them (and not starting with "-") has no finding in any form.
+_RELEVANT = re.compile(r"[$`<>;\n\r|&%\\]")
+
+
 def analyze_shell(value: object, location: str) -> list[Finding]:
     """Findings for one configured field value (strings only; numbers cannot inject)."""
     if not isinstance(value, str):
         return []
+    if _RELEVANT.search(value) is None and not value.lstrip().startswith("-"):
+        return []
+    return check_every_form(value, location)
+
+
+def check_every_form(value: str, location: str) -> list[Finding]:
+    """The checks on the value and each decoded form of it (no prefilter)."""
     found: dict[str, Finding] = {}
     for form in decoded_forms(value):
         encoded = form is not value

@@ -1,5 +1,7 @@
 """Policies: the `Policy` model (model.py) and `evaluate()` (evaluate.py), where every intent
-is decided. Policy files are read by ``gate_proxy.loaders.policy_file``; no YAML in core.
+is decided; content.py holds the rules the body alone decides (computed ahead by an
+`Analysis`, outside the store's write), checks.py the limit checks. Policy files are read
+by ``gate_proxy.loaders.policy_file``; no YAML in core.
 
 Evaluation order (the first rule that decides wins; see docs/policies.md, docs/analyzers.md):
 

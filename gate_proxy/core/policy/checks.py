@@ -4,8 +4,8 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from gate_proxy.core.analyzers.fields import form_pairs, select
-from gate_proxy.core.policy.model import Budgets, Counters, FieldCheck, RateCounts, RateLimits
+from gate_proxy.core.analyzers.fields import form_pairs, select_values
+from gate_proxy.core.policy.model import Budgets, FieldCheck, RateLimits
 from gate_proxy.core.terms import NOT_JSON, decode_json
 
 _MISSING: Final = object()
@@ -27,7 +27,7 @@ def budget_value(
     if path is not None and payload:
         root = parsed if parsed is not NOT_JSON else form_pairs(payload)
         if root is not None:
-            selection = select(root, path)
+            selection = select_values(root, path.segments)
             if selection.duplicate_key is not None:
                 return None
             if selection.matches:
@@ -57,15 +57,22 @@ def _number(raw: object) -> float | None:
 
 
 def budget_failure_reason(
-    budgets: Budgets, value: float | None, counters: Counters | None
+    budgets: Budgets,
+    value: float | None,
+    spent: tuple[float | None, float | None, float | None, float | None] | None,
 ) -> str | None:
-    scopes = (
-        ("agent", budgets.per_agent, "agent_spent_hour_usd", "agent_spent_day_usd"),
-        ("policy", budgets.per_policy, "policy_spent_hour_usd", "policy_spent_day_usd"),
-    )
+    """Why the intent's value is over a budget, or None.
+
+    `spent` is (agent last hour, agent last day, policy last hour, policy last day), None
+    where not counted: a limit whose count is missing fails closed (BUDGET_UNAVAILABLE).
+    """
+    agent_hour, agent_day, policy_hour, policy_day = spent or (None, None, None, None)
     needed = [
-        (scope, limits, getattr(counters, hour_field, None), getattr(counters, day_field, None))
-        for scope, limits, hour_field, day_field in scopes
+        (scope, limits, hour, day)
+        for scope, limits, hour, day in (
+            ("agent", budgets.per_agent, agent_hour, agent_day),
+            ("policy", budgets.per_policy, policy_hour, policy_day),
+        )
         if limits is not None
     ]
     for _, limits, hour, day in needed:
@@ -77,13 +84,13 @@ def budget_failure_reason(
         where = budgets.value_path.text if budgets.value_path else "value_path"
         return f"Budget needs the intent's value: no number at {where} and no estimated_value_usd"
     for scope, limits, hour, day in needed:
-        for window, limit, spent in (
+        for window, limit, used in (
             ("hour", limits.hourly_max_value_usd, hour),
             ("day", limits.daily_max_value_usd, day),
         ):
-            if limit is not None and spent is not None and spent + value > limit:
+            if limit is not None and used is not None and used + value > limit:
                 return (
-                    f"Budget exceeded: {_usd(spent)} spent by this {scope} in the last "
+                    f"Budget exceeded: {_usd(used)} spent by this {scope} in the last "
                     f"{window} + {_usd(value)} is over {_usd(limit)}"
                 )
     return None
@@ -93,15 +100,17 @@ def _usd(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
-def rate_limit_failure(limits: RateLimits, rates: RateCounts | None) -> str | None:
+def rate_limit_failure(limits: RateLimits, rates: tuple[int, int] | None) -> str | None:
+    """Why the agent is over a rate limit, or None; `rates` is (last hour, last day)."""
     if rates is None:
         return "rate counts unavailable"  # fail closed: no counts, no write
+    last_hour, last_day = rates
     hourly = limits.per_agent_per_hour
-    if hourly is not None and rates.last_hour >= hourly:
-        return f"Rate limit exceeded: {rates.last_hour} intents in the last hour (limit {hourly})"
+    if hourly is not None and last_hour >= hourly:
+        return f"Rate limit exceeded: {last_hour} intents in the last hour (limit {hourly})"
     daily = limits.per_agent_per_day
-    if daily is not None and rates.last_day >= daily:
-        return f"Rate limit exceeded: {rates.last_day} intents in the last day (limit {daily})"
+    if daily is not None and last_day >= daily:
+        return f"Rate limit exceeded: {last_day} intents in the last day (limit {daily})"
     return None
 
 

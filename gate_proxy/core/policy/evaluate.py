@@ -3,14 +3,14 @@
 
 from typing import Final
 
-from gate_proxy.core.analyzers import Finding, RecordCheck, analyze, finding_tags
+from gate_proxy.core.analyzers import Finding, analyze, finding_tags
 from gate_proxy.core.policy.checks import (
     BUDGET_UNAVAILABLE,
     budget_failure_reason,
     budget_value,
-    failed_field_check,
     rate_limit_failure,
 )
+from gate_proxy.core.policy.content import Ruling, content_block, content_pending
 from gate_proxy.core.policy.model import (
     ALWAYS,
     APPROVED,
@@ -66,23 +66,62 @@ def _payload_type(payload: str, parsed: object) -> str:
 # --------------------------------------------------------------------------------------
 
 _NOT_PARSED: Final = object()
+_NOT_YET: Final = object()
 
 
 class _Evaluation:
-    """One evaluate() call: the payload is decoded and analysed at most once, on demand."""
+    """One evaluate() call: the payload is decoded and analysed at most once, on demand.
 
-    __slots__ = ("_findings", "_parsed", "_term", "facts", "policy")
+    Everything here depends on the policy and the facts only, never on the counts, so an
+    `Analysis` computes it all ahead and evaluate() inside the store's write transaction
+    only compares numbers.
+    """
+
+    __slots__ = (
+        "_block",
+        "_findings",
+        "_parsed",
+        "_pending",
+        "_tags",
+        "_term",
+        "_type",
+        "_value",
+        "by_analyzer",
+        "facts",
+        "policy",
+    )
 
     def __init__(self, policy: Policy | None, facts: IntentFacts) -> None:
         self.policy = policy
         self.facts = facts
         self._parsed: object = _NOT_PARSED
         self._findings: tuple[Finding, ...] | None = None
-        self._term: object = _NOT_PARSED
+        self.by_analyzer: dict[str, list[Finding]] = {}
+        self._term: object = _NOT_YET
+        self._type: object = _NOT_YET
+        self._block: object = _NOT_YET
+        self._pending: object = _NOT_YET
+        self._value: object = _NOT_YET
+        self._tags: tuple[str, ...] | None = None
+
+    def prepare(self) -> None:
+        """Compute every content ruling now (an `Analysis`), in evaluation order."""
+        _ = self.findings
+        self.blocked_term()
+        policy = self.policy
+        if policy is None:
+            return
+        if policy._type_set is not None:
+            self.payload_type()
+        if self.content_block() is None:
+            self.content_pending()
+        if policy.budgets is not None:
+            self.value()
+        self.tags()
 
     def blocked_term(self) -> str | None:
         """The first `block_if_terms` term in the payload (None if none or no terms)."""
-        if self._term is _NOT_PARSED:
+        if self._term is _NOT_YET:
             matcher = self.policy.term_matcher if self.policy is not None else None
             payload = self.facts.payload
             term = None
@@ -105,19 +144,105 @@ class _Evaluation:
         if self._findings is None:
             policy = self.policy
             if policy is None or (not self.facts.payload and not policy.record_checks):
-                self._findings = ()
+                findings: tuple[Finding, ...] = ()
             else:
-                self._findings = analyze(
+                findings = analyze(
                     self.facts.payload,
                     self.parsed if self._parsed is not _NOT_PARSED or _wants_structure(policy)
                     else None,
                     destination_tags=self.facts.destination_tags,
                     config=policy.analyzer_config,
                 )  # fmt: skip
+            grouped: dict[str, list[Finding]] = {}
+            for finding in findings:
+                grouped.setdefault(finding.analyzer, []).append(finding)
+            self.by_analyzer = grouped
+            self._findings = findings
         return self._findings
 
     def of(self, analyzer: str) -> list[Finding]:
-        return [f for f in self.findings if f.analyzer == analyzer]
+        _ = self.findings
+        return self.by_analyzer.get(analyzer, [])
+
+    def tags(self) -> tuple[str, ...]:
+        """The facts' sensitivity tags plus the findings' (for the risk score)."""
+        if self._tags is None:
+            tags = self.facts.sensitivity_tags
+            findings = self.findings
+            if findings:
+                extra = [tag for tag in finding_tags(findings) if tag not in tags]
+                tags = (*tags, *extra)
+            self._tags = tags
+        return self._tags
+
+    def payload_type(self) -> str:
+        if self._type is _NOT_YET:
+            facts = self.facts
+            if facts.payload_type is not None:
+                self._type = normalize_type(facts.payload_type)
+            elif facts.payload is None:
+                self._type = "text"
+            else:
+                self._type = _payload_type(facts.payload, self.parsed)
+        return self._type  # type: ignore[return-value]
+
+    def value(self) -> float | None:
+        """The intent's value for the budgets (the policy has budgets)."""
+        if self._value is _NOT_YET:
+            budgets = self.policy.budgets  # type: ignore[union-attr]
+            assert budgets is not None
+            facts = self.facts
+            parsed = self.parsed if budgets.value_path is not None and facts.payload else None
+            self._value = budget_value(budgets, facts.payload, parsed, facts.estimated_value_usd)
+        return self._value  # type: ignore[return-value]
+
+    def content_block(self) -> Ruling | None:
+        """The first blocking rule the content alone decides: terms, field checks, SQL,
+        shell, paths, PII, record checks (in that order)."""
+        if self._block is _NOT_YET:
+            self._block = content_block(self.policy, self)  # type: ignore[arg-type]
+        return self._block  # type: ignore[return-value]
+
+    def risk(self, value: float | None) -> tuple[float, str]:
+        """The risk score and level (the value the budgets counted, else the estimate)."""
+        policy, facts = self.policy, self.facts
+        return cached_risk_score(
+            facts.destination,
+            facts.record_count,
+            None if policy is None else policy.record_threshold,
+            value if value is not None else facts.estimated_value_usd,
+            self.tags(),
+        )
+
+    def decision(
+        self,
+        status: str,
+        reason_code: str,
+        block_reason: str | None,
+        rule: str,
+        value: float | None = None,
+    ) -> Decision:
+        policy = self.policy
+        score, level = self.risk(value)
+        return Decision(
+            status=status,
+            reason_code=reason_code,
+            block_reason=block_reason if status in (BLOCKED, DUPLICATE) else None,
+            risk_score=score,
+            risk_level=level,
+            expiry_minutes=DEFAULT_EXPIRY_MINUTES if policy is None else policy.expiry_minutes,
+            require_approvals=1 if policy is None else policy.require_approvals,
+            rule=rule,
+            findings=self.findings,
+            tags=self.tags(),
+            value_usd=value,
+        )
+
+    def content_pending(self) -> Ruling | None:
+        """The first review rule the content alone decides: SQL, PII, templates, records."""
+        if self._pending is _NOT_YET:
+            self._pending = content_pending(self.policy, self)  # type: ignore[arg-type]
+        return self._pending  # type: ignore[return-value]
 
 
 def _wants_structure(policy: Policy) -> bool:
@@ -128,7 +253,8 @@ def _wants_structure(policy: Policy) -> bool:
 
 
 class Analysis:
-    """The content work of one decision (parse, analyzers, term scan), done ahead.
+    """The content work of one decision (parse, analyzers, term scan, field checks, the
+    budget value: every rule the content alone decides), done ahead.
 
     It costs what the body costs; the rest of evaluate() costs microseconds. Done once
     outside the store's write, it lets evaluate() run again *inside* it with counts read
@@ -142,8 +268,7 @@ class Analysis:
         effective = policy.for_environment(facts.environment) if policy is not None else None
         self._evaluation = _Evaluation(effective, facts)
         if effective is not None:
-            _ = self._evaluation.findings
-            self._evaluation.blocked_term()
+            self._evaluation.prepare()
 
 
 def analyze_intent(policy: Policy | None, facts: IntentFacts) -> Analysis:
@@ -162,220 +287,120 @@ def evaluate(
 
     `analysis` (from analyze_intent with the same policy and facts) skips the content work.
     """
+    ev, status, reason_code, block_reason, rule, value = rule_intent(
+        policy,
+        facts,
+        None if rates is None else (rates.last_hour, rates.last_day),
+        None
+        if counters is None
+        else (
+            counters.agent_spent_hour_usd,
+            counters.agent_spent_day_usd,
+            counters.policy_spent_hour_usd,
+            counters.policy_spent_day_usd,
+        ),
+        None if counters is None else counters.duplicate_within_window,
+        None if counters is None else counters.duplicate_of,
+        analysis,
+    )
+    return ev.decision(status, reason_code, block_reason, rule, value)
+
+
+# (the evaluation, status, reason_code, block_reason, rule, value_usd)
+Ruled = tuple["_Evaluation", str, str, str | None, str, float | None]
+
+
+def rule_intent(
+    policy: Policy | None,
+    facts: IntentFacts,
+    rates: tuple[int, int] | None,
+    spent: tuple[float | None, float | None, float | None, float | None] | None,
+    duplicate: bool | None,
+    duplicate_of: str | None,
+    analysis: Analysis | None = None,
+) -> Ruled:
+    """`evaluate()` without building the `Decision`: the counts as plain values, so the
+    decider (core/decide.py) builds its verdict with no intermediate objects.
+
+    `rates` is (last hour, last day) and `spent` (agent hour, agent day, policy hour,
+    policy day), None where not counted; `duplicate` None means the duplicate window
+    could not be checked. Whatever a rule needs and lacks blocks (fail closed).
+    """
     if policy is None:
-        return _decide(
-            _Evaluation(None, facts), BLOCKED, "policy_not_found", "No policy found", "policy"
+        return (
+            _Evaluation(None, facts),
+            BLOCKED,
+            "policy_not_found",
+            "No policy found",
+            "policy",
+            None,
         )
     policy = policy.for_environment(facts.environment)
-    ev = _Evaluation(policy, facts)
     if analysis is not None:
-        prepared = analysis._evaluation
-        if prepared.policy is not policy or prepared.facts is not facts:
+        ev = analysis._evaluation
+        if ev.policy is not policy or ev.facts is not facts:
             raise ValueError("analysis was made for another policy or facts")
-        ev = prepared
+    else:
+        ev = _Evaluation(policy, facts)
 
     if policy._destination_set is not None and facts.destination not in policy._destination_set:
         reason = f"Destination not allowed by policy: {facts.destination}"
-        return _decide(ev, BLOCKED, "destination_not_allowed", reason, "destinations")
-
-    payload = facts.payload
+        return ev, BLOCKED, "destination_not_allowed", reason, "destinations", None
 
     if policy._type_set is not None:
-        if facts.payload_type is not None:
-            payload_type = normalize_type(facts.payload_type)
-        elif payload is None:
-            payload_type = "text"
-        else:
-            payload_type = _payload_type(payload, ev.parsed)
+        payload_type = ev.payload_type()
         if payload_type not in policy._type_set:
             reason = f"Payload type not allowed: {payload_type}"
-            return _decide(ev, BLOCKED, "payload_type_not_allowed", reason, "allowed_types")
+            return ev, BLOCKED, "payload_type_not_allowed", reason, "allowed_types", None
 
     window = policy.dedupe_window_seconds
     if window is not None:
-        if counters is None or counters.duplicate_within_window is None:
+        if duplicate is None:
             reason = "duplicate check unavailable"  # fail closed: no count, no write
-            return _decide(
-                ev, BLOCKED, "duplicate_check_unavailable", reason, "dedupe_window_seconds"
-            )
-        if counters.duplicate_within_window:
-            original = counters.duplicate_of or "an earlier intent"
+            return ev, BLOCKED, "duplicate_check_unavailable", reason, "dedupe_window_seconds", None
+        if duplicate:
+            original = duplicate_of or "an earlier intent"
             reason = (
                 f"Duplicate of {original}: same agent, destination and request within {window} s"
             )
-            return _decide(
-                ev, DUPLICATE, "duplicate_within_window", reason, "dedupe_window_seconds"
-            )
+            return ev, DUPLICATE, "duplicate_within_window", reason, "dedupe_window_seconds", None
 
-    term = ev.blocked_term()
-    if term is not None:
-        reason = f"Payload contains blocked term: {term}"
-        return _decide(ev, BLOCKED, "blocked_term_detected", reason, "block_if_terms")
-
-    if policy.field_checks:
-        failure = failed_field_check(policy.field_checks, ev.parsed)
-        if failure is not None:
-            return _decide(ev, BLOCKED, "field_check_failed", failure, "field_checks")
-
-    sql = policy.sql
-    sql_findings = ev.of("sql") if sql is not None else []
-    if sql is not None and sql.block:
-        hit = _sql_hit(sql_findings, sql.block)
-        if hit is not None:
-            reason = f"SQL not allowed: {_describe(hit)}"
-            return _decide(ev, BLOCKED, "sql_blocked", reason, "sql.block")
-
-    for analyzer, rule, code in (
-        ("shell", "shell_check_fields", "shell_injection_detected"),
-        ("path", "path_check_fields", "path_traversal_detected"),
-    ):
-        if getattr(policy, rule):
-            hits = ev.of(analyzer)
-            if hits:
-                label = "Shell injection" if analyzer == "shell" else "Path traversal"
-                return _decide(ev, BLOCKED, code, f"{label}: {_describe(hits[0])}", rule)
-
-    if policy.block_if_pii:
-        hit = _pii_hit(ev.findings, policy.block_if_pii)
-        if hit is not None:
-            reason = _pii_reason(hit)
-            return _decide(ev, BLOCKED, "pii_detected", reason, "block_if_pii")
-
-    record_failures = _record_failures(policy, ev) if policy.record_checks else []
-    for check, finding in record_failures:
-        if check.on_fail == "block":
-            reason = f"Record check failed: {_describe(finding)}"
-            return _decide(ev, BLOCKED, "record_check_failed", reason, "record_checks")
+    block = ev.content_block()
+    if block is not None:
+        return ev, BLOCKED, block[0], block[1], block[2], None
 
     limits = policy.rate_limits
     if limits is not None:
         failure = rate_limit_failure(limits, rates)
         if failure is not None:
-            return _decide(ev, BLOCKED, "rate_limited", failure, "rate_limits")
+            return ev, BLOCKED, "rate_limited", failure, "rate_limits", None
 
     value: float | None = None
     budget_failure: str | None = None
     budgets = policy.budgets
     if budgets is not None:
-        value = budget_value(budgets, payload, ev.parsed, facts.estimated_value_usd)
-        budget_failure = budget_failure_reason(budgets, value, counters)
+        value = ev.value()
+        budget_failure = budget_failure_reason(budgets, value, spent)
         if budget_failure is not None and (
             budgets.on_exceed == "block" or budget_failure == BUDGET_UNAVAILABLE
         ):
-            return _decide(ev, BLOCKED, "budget_exceeded", budget_failure, "budgets", value)
+            return ev, BLOCKED, "budget_exceeded", budget_failure, "budgets", value
 
     # -- approval rules: every blocking check above has passed --
-    if sql is not None and sql.require_approval:
-        hit = _sql_hit(sql_findings, sql.require_approval)
-        if hit is not None:
-            reason = f"SQL needs review: {_describe(hit)}"
-            return _decide(
-                ev, PENDING, "sql_review_required", reason, "sql.require_approval", value
-            )
-    if policy.require_approval_if_pii:
-        hit = _pii_hit(ev.findings, policy.require_approval_if_pii)
-        if hit is not None:
-            reason = _pii_reason(hit)
-            return _decide(
-                ev, PENDING, "pii_review_required", reason, "require_approval_if_pii", value
-            )
-    if policy.require_approval_if_template_error:
-        hits = ev.of("template")
-        if hits:
-            reason = f"Unresolved template placeholder: {_describe(hits[0])}"
-            return _decide(
-                ev, PENDING, "template_error", reason, "require_approval_if_template_error", value
-            )
-    if record_failures:
-        reason = f"Record check failed: {_describe(record_failures[0][1])}"
-        return _decide(ev, PENDING, "record_check_failed", reason, "record_checks", value)
+    pending = ev.content_pending()
+    if pending is not None:
+        return ev, PENDING, pending[0], pending[1], pending[2], value
     if budget_failure is not None:
-        return _decide(ev, PENDING, "budget_exceeded", budget_failure, "budgets", value)
+        return ev, PENDING, "budget_exceeded", budget_failure, "budgets", value
 
-    if policy.require_approval == ALWAYS:
-        return _decide(ev, PENDING, "manual_review_required", None, "require_approval", value)
-    if policy.require_approval == NEVER:
-        return _decide(ev, APPROVED, "approved_by_policy", None, "require_approval", value)
+    approval = policy.require_approval
+    if approval == ALWAYS:
+        return ev, PENDING, "manual_review_required", None, "require_approval", value
+    if approval == NEVER:
+        return ev, APPROVED, "approved_by_policy", None, "require_approval", value
     record_count = 1 if facts.record_count is None else facts.record_count
     if policy.auto_approve_under is not None and record_count <= policy.auto_approve_under:
-        return _decide(ev, APPROVED, "approved_by_policy", None, "auto_approve_under", value)
+        return ev, APPROVED, "approved_by_policy", None, "auto_approve_under", value
     if policy.require_approval_over is not None and record_count > policy.require_approval_over:
-        return _decide(
-            ev, PENDING, "record_threshold_exceeded", None, "require_approval_over", value
-        )
-    return _decide(ev, PENDING, "manual_review_required", None, "default", value)
-
-
-def _decide(
-    ev: _Evaluation,
-    status: str,
-    reason_code: str,
-    block_reason: str | None,
-    rule: str,
-    value: float | None = None,
-) -> Decision:
-    policy, facts = ev.policy, ev.facts
-    threshold = None if policy is None else policy.record_threshold
-    findings = ev.findings
-    tags = facts.sensitivity_tags
-    if findings:
-        extra = [tag for tag in finding_tags(findings) if tag not in tags]
-        tags = (*tags, *extra)
-    score, level = cached_risk_score(
-        facts.destination,
-        facts.record_count,
-        threshold,
-        value if value is not None else facts.estimated_value_usd,
-        tags,
-    )
-    return Decision(
-        status=status,
-        reason_code=reason_code,
-        block_reason=block_reason if status in (BLOCKED, DUPLICATE) else None,
-        risk_score=score,
-        risk_level=level,
-        expiry_minutes=DEFAULT_EXPIRY_MINUTES if policy is None else policy.expiry_minutes,
-        require_approvals=1 if policy is None else policy.require_approvals,
-        rule=rule,
-        findings=findings,
-        tags=tags,
-        value_usd=value,
-    )
-
-
-def _describe(finding: Finding) -> str:
-    where = "" if finding.location in ("", "payload") else f" at {finding.location}"
-    return f"{finding.type}{where} ({finding.detail})"
-
-
-def _sql_hit(findings: list[Finding], kinds: tuple[str, ...]) -> Finding | None:
-    for finding in findings:
-        # Text too large to parse counts as every kind: fail closed.
-        if finding.kind in kinds or finding.kind == "too_large":
-            return finding
-    return None
-
-
-def _pii_hit(findings: tuple[Finding, ...], kinds: tuple[str, ...]) -> Finding | None:
-    for finding in findings:
-        # A body past the scan limit counts as every kind: fail closed.
-        if finding.analyzer in ("pii", "secret") and (
-            finding.kind in kinds or finding.kind == "too_large"
-        ):
-            return finding
-    return None
-
-
-def _pii_reason(hit: Finding) -> str:
-    if hit.kind == "too_large":
-        return f"Payload too large for the PII check: {_describe(hit)}"
-    return f"Payload contains {hit.kind.replace('_', ' ')}: {_describe(hit)}"
-
-
-def _record_failures(policy: Policy, ev: _Evaluation) -> list[tuple[RecordCheck, Finding]]:
-    by_path = {f.location: f for f in ev.of("record")}
-    return [
-        (check, by_path[check.path.text])
-        for check in policy.record_checks
-        if check.path.text in by_path
-    ]
+        return ev, PENDING, "record_threshold_exceeded", None, "require_approval_over", value
+    return ev, PENDING, "manual_review_required", None, "default", value

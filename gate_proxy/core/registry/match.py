@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from gate_proxy.core.registry.model import (
     REASON_BLOCKED,
@@ -24,7 +25,12 @@ from gate_proxy.core.registry.model import (
     Route,
     RouteTarget,
 )
-from gate_proxy.core.registry.routes import longest_prefix_first, match_route
+from gate_proxy.core.registry.routes import (
+    RouteIndex,
+    longest_prefix_first,
+    match_route,
+    path_prefixes,
+)
 from gate_proxy.core.urlnorm import normalize_host, normalize_path, path_variants, rule_variant
 
 __all__ = ["READ_METHODS", "Registry"]
@@ -133,13 +139,107 @@ class _Compiled:
         return any(self.path_matches(v) for v in variants)
 
 
+@dataclass(frozen=True, slots=True)
+class _HostFacts:
+    """What the CONNECT-time decision needs of a host's rules, computed once per host."""
+
+    blocks_every_path: bool  # a block without method or path limits
+    any_allow: bool
+    all_passthrough: bool
+    covers_every_path: bool  # a rule without method or path limits
+
+
 class _Candidates:
-    __slots__ = ("any_block", "items")
+    """The rules of one (host, port), most specific first, indexed by literal path.
+
+    A literal path rule (``/v1/refunds``: no ``*``) covers a path exactly when its prefix
+    is one of :func:`path_prefixes` of it, so those rules sit in dicts keyed by prefix and
+    a request looks up its own prefixes: as many steps as its path has segments, however
+    many rules the host has. Globs and host-wide rules are scanned (they are few). Among
+    the rules found, the lowest ``rank`` (position in ``items``) wins, exactly as a scan
+    of ``items`` in order would.
+    """
+
+    __slots__ = (
+        "allow_literal",
+        "allow_scanned",
+        "any_block",
+        "block_literal",
+        "block_scanned",
+        "host_facts",
+        "items",
+    )
 
     def __init__(self, items: list[_Compiled]) -> None:
         items.sort(key=lambda c: c.key, reverse=True)
         self.items = tuple(items)
         self.any_block = any(c.block for c in items)
+        self.host_facts = _HostFacts(
+            blocks_every_path=any(c.block and c.covers_all and c.methods is None for c in items),
+            any_allow=any(not c.block for c in items),
+            all_passthrough=all(c.route.passthrough for c in items),
+            covers_every_path=any(c.covers_all and c.methods is None for c in items),
+        )
+        # Allow rules: literal ones by (case mode, prefix); the rest scanned in order.
+        self.allow_literal: dict[bool, dict[str, list[tuple[int, _Compiled]]]] = {}
+        self.allow_scanned: list[tuple[int, _Compiled]] = []
+        # Block rules: literal ones by (case mode, prefix) for the path's variants.
+        self.block_literal: dict[bool, dict[str, list[tuple[int, _Compiled]]]] = {}
+        self.block_scanned: list[tuple[int, _Compiled]] = []
+        for rank, c in enumerate(self.items):
+            literal = c.prefix is not None and not (c.block and c.covers_all)
+            if c.block:
+                if literal:
+                    index = self.block_literal.setdefault(c.insensitive, {})
+                    index.setdefault(c.prefix, []).append((rank, c))  # type: ignore[arg-type]
+                else:
+                    self.block_scanned.append((rank, c))
+            elif literal:
+                index = self.allow_literal.setdefault(c.insensitive, {})
+                index.setdefault(c.prefix, []).append((rank, c))  # type: ignore[arg-type]
+            else:
+                self.allow_scanned.append((rank, c))
+
+    def first_block(self, method: str, path: str) -> _Compiled | None:
+        """The most specific block rule that holds for any form of ``path`` (or None)."""
+        best: tuple[int, _Compiled] | None = None
+        forms: dict[bool, tuple[str, ...]] = {}
+        for rank, c in self.block_scanned:
+            if c.blocks(method, path, forms):
+                best = (rank, c)
+                break  # scanned in rank order
+        for insensitive, index in self.block_literal.items():
+            variants = forms.get(insensitive)
+            if variants is None:
+                variants = forms[insensitive] = path_variants(path, insensitive)
+            for variant in variants:
+                for prefix in path_prefixes(variant):
+                    for rank, c in index.get(prefix, ()):
+                        if best is not None and rank >= best[0]:
+                            break  # each list is in rank order
+                        if c.methods is None or method in c.methods:
+                            best = (rank, c)
+                            break
+        return None if best is None else best[1]
+
+    def first_allow(self, method: str, path: str, lower: str) -> _Compiled | None:
+        """The most specific allow rule for the one normalised path (or None)."""
+        best: tuple[int, _Compiled] | None = None
+        for insensitive, index in self.allow_literal.items():
+            for prefix in path_prefixes(lower if insensitive else path):
+                for rank, c in index.get(prefix, ()):
+                    if best is not None and rank >= best[0]:
+                        break
+                    if c.methods is None or method in c.methods:
+                        best = (rank, c)
+                        break
+        for rank, c in self.allow_scanned:
+            if best is not None and rank >= best[0]:
+                break  # scanned in rank order: nothing later can win
+            if c.matches(method, path, lower):
+                best = (rank, c)
+                break
+        return None if best is None else best[1]
 
 
 # --------------------------------------------------------------------------- registry
@@ -163,6 +263,7 @@ class Registry:
         self.routes: tuple[Route, ...] = tuple(routes)
         self.default = default or DefaultAction()
         self.proxy_routes: tuple[ProxyRoute, ...] = longest_prefix_first(proxy_routes)
+        self._route_index = RouteIndex(self.proxy_routes)
         self.path_case: PathCase = path_case
         self.source = source
         self._exact: dict[str, list[_Compiled]] = {}
@@ -237,19 +338,11 @@ class Registry:
         m = method.upper()
 
         candidates = self._candidates(h, port)
-        best: _Compiled | None = None
-        forms: dict[bool, tuple[str, ...]] = {}
-        for c in candidates.items:
-            if c.block:
-                if c.blocks(m, norm, forms):
-                    return self._blocked(c.route, h, norm)
-                continue
-            if not c.matches(m, p, lower):
-                continue
-            if best is None:
-                best = c
-                if not candidates.any_block:
-                    break
+        # A block is sticky: any block rule that holds wins over every allow rule.
+        block = candidates.first_block(m, norm) if candidates.any_block else None
+        if block is not None:
+            return self._blocked(block.route, h, norm)
+        best = candidates.first_allow(m, p, lower)
         if best is None:
             return self._default_match(h, norm, m)
         r = best.route
@@ -325,7 +418,8 @@ class Registry:
             return HostDecision(
                 allow=False, known=False, reason_code=REASON_INVALID_HOST, host=host
             )
-        items = self._candidates(h, port).items
+        candidates = self._candidates(h, port)
+        items = candidates.items
         # A tunnel can carry reads when unknown reads pass: its writes are refused inside.
         default_allows = self.default.action != "block" or self.default.pass_reads
         if not items:
@@ -336,12 +430,12 @@ class Registry:
                 passthrough_only=self.default.action == "passthrough",
                 host=h,
             )
-        if any(c.block and c.covers_all and c.methods is None for c in items):
+        facts = candidates.host_facts
+        if facts.blocks_every_path:
             return HostDecision(allow=False, known=True, reason_code=REASON_BLOCKED, host=h)
-        allow = default_allows or any(not c.block for c in items)
-        passthrough_only = all(c.route.passthrough for c in items) and (
-            self.default.action == "passthrough"
-            or any(c.covers_all and c.methods is None for c in items)
+        allow = default_allows or facts.any_allow
+        passthrough_only = facts.all_passthrough and (
+            self.default.action == "passthrough" or facts.covers_every_path
         )
         return HostDecision(
             allow=allow,
@@ -358,4 +452,4 @@ class Registry:
         returned path is the upstream base path plus the rest of the request path, with
         ``;params`` and ``?query`` kept.
         """
-        return match_route(self.proxy_routes, path)
+        return match_route(self.proxy_routes, path, self._route_index)

@@ -233,10 +233,14 @@ def _scan(data: bytes, *, first_only: bool, number_shape: bytes | None = None) -
     if number_shape is None:
         number_shape = data.translate(NUMBER_SHAPE)
     iban_regions: list[tuple[int, int]] = []
-    lowered = data.lower()
-    ssn_keys = b"ssn" in lowered or b"social" in lowered
+    # Whether "ssn" or "social" occurs anywhere, read once and only when a cluster could
+    # hold nine digits under such a key (the only place _number_matches looks at it).
+    ssn_keys: bool | None = None
     for start, end in _number_windows(number_shape):
-        found.extend(_number_matches(data, number_shape, start, end, ssn_keys))
+        if ssn_keys is None and end - start >= 9 and number_shape.count(b"9", start, end) >= 8:
+            lowered = data.lower()
+            ssn_keys = b"ssn" in lowered or b"social" in lowered
+        found.extend(_number_matches(data, number_shape, start, end, bool(ssn_keys)))
         # An IBAN starts up to 34 characters before a digit run (letters may split the
         # BBAN) and holds at least ten digits in all.
         low, high = max(0, start - 36), min(len(data), end + 36)
