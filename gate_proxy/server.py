@@ -135,15 +135,14 @@ async def start_gate(settings: Settings) -> Gate:
 
 def webhook_concerns(store: Store) -> Concerns:
     """Whether a change of this intent concerns the webhooks: only if one is registered for
-    it. With a store that can say whether any webhook exists at all (``has_webhooks``),
-    that one read per loop tick answers the common case (none) for every change of the
-    tick (usecases/events.py, SharedReads); registrations made by other processes are
-    seen, since the read starts after the change was committed."""
-    has_webhooks = getattr(store, "has_webhooks", None)
-    any_webhook = SharedReads(lambda _: has_webhooks()) if has_webhooks is not None else None
+    it. Whether any webhook exists at all is one read per loop tick for every change of the
+    tick (usecases/events.py, SharedReads): it answers the common case (none) without a
+    lookup per intent; registrations made by other processes are seen, since the read
+    starts after the change was committed."""
+    any_webhook: SharedReads[None, bool] = SharedReads(lambda _: store.has_webhooks())
 
     async def concerns(intent_id: str) -> bool:
-        if any_webhook is not None and not await any_webhook(None):
+        if not await any_webhook(None):
             return False
         return bool(await store.webhooks_for(intent_id))
 

@@ -128,3 +128,14 @@ def test_integers_between_two_to_the_53_and_beyond_64_bits_keep_exact_digits() -
 def test_a_lone_surrogate_keeps_its_earlier_bytes() -> None:
     # orjson refuses lone surrogates; the standard encoder writes them as before.
     assert canonical_bytes({"s": "\ud800"}) == '{"s":"\ud800"}'.encode("utf-8", "surrogatepass")
+
+
+def test_the_ledgers_str_enums_take_the_fast_road() -> None:
+    # Every ledger event carries StrEnum values (its type, a status): the reference encoder
+    # (pure Python, ~50 µs an event) must not be what seals them.
+    from gate_proxy.core.canonical import _plain
+    from gate_proxy.core.intents import Event, Status
+
+    body = {"type": Event.APPROVED, "data": {"result": Status.APPROVED, "risk_score": 0.3}}
+    assert _plain(body)
+    assert canonical_bytes(body) == rfc8785.dumps(body)

@@ -454,8 +454,10 @@ async def test_agents_votes_and_webhooks_round_trip(store: Store) -> None:
     assert await store.list_votes("int_v") == [{**vote, "created_at": now}]
 
     hook = {"id": "wh_1", "intent_id": "int_v", "owner_id": "agt_9", "url": "https://h/x"}
+    assert not await store.has_webhooks()
     await store.insert_webhook({**hook, "secret": "s", "created_at": now})
     assert await store.webhooks_for("int_v") == [{**hook, "secret": "s", "created_at": now}]
+    assert await store.has_webhooks()
     await store.record_delivery("wh_1", "approved", True, "200")
     types = [event["type"] for event in await store.ledger_events()]
     assert types == ["agent_registered", "agent_revoked", "approval_vote"]

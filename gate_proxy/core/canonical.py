@@ -63,7 +63,10 @@ def _plain(value: Any) -> bool:
         text = _float_repr(value)
         # An exponent, no fraction (1.0, -0.0) or not finite ("inf", "nan"): the reference.
         return "e" not in text and "n" not in text and not text.endswith(".0")
-    return False  # a subclass or anything else: let the reference encoder decide (or refuse)
+    # A str subclass (the gate's StrEnum statuses and event types): orjson and ``rfc8785``
+    # both write its characters, as for a plain str. Any other subclass or type: let the
+    # reference encoder decide (or refuse).
+    return isinstance(value, str)
 
 
 def canonical_bytes(value: Any) -> bytes:

@@ -26,6 +26,9 @@ class WebhookTables(PostgresConnection):
     async def webhooks_for(self, intent_id: str) -> list[Row]:
         return await self._fetch("SELECT * FROM webhooks WHERE intent_id = $1", (intent_id,))
 
+    async def has_webhooks(self) -> bool:
+        return bool(await self._fetch("SELECT 1 FROM webhooks LIMIT 1", ()))
+
     async def record_delivery(self, webhook_id: str, event: str, ok: bool, detail: str) -> None:
         async def insert(conn: asyncpg.Connection) -> None:
             await conn.execute(

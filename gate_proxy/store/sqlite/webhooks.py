@@ -21,6 +21,9 @@ class WebhookTables(SqliteConnection):
     async def webhooks_for(self, intent_id: str) -> list[Row]:
         return await self._lookup("SELECT * FROM webhooks WHERE intent_id = ?", (intent_id,))
 
+    async def has_webhooks(self) -> bool:
+        return bool(await self._lookup("SELECT 1 FROM webhooks LIMIT 1"))
+
     async def record_delivery(self, webhook_id: str, event: str, ok: bool, detail: str) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
