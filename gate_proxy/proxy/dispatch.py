@@ -111,8 +111,22 @@ class _Dispatch:
                 log_addon_error()
 
     async def handle_lifecycle(self, event: hooks.Hook) -> None:
-        await self.trigger_event(event)
-        message = _args(event)[0]
+        # trigger_event's loop, inlined: a request held for minutes (X-Gate-Wait) keeps
+        # this frame alive, and one coroutine frame less is ~300 bytes a hold.
+        args = _args(event)
+        for funcs in self.plan(event.name):
+            try:
+                for _, func in funcs:
+                    result = func(*args)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+            except exceptions.AddonHalt:
+                break
+            except exceptions.OptionsError:
+                raise
+            except Exception:
+                log_addon_error()
+        message = args[0] if args else None
         if isinstance(message, flow.Flow) and self.plan(hooks.UpdateHook.name):
             await self.trigger_event(hooks.UpdateHook([message]))
 

@@ -37,6 +37,18 @@ class Subscription:
         )
 
 
+Waiters = asyncio.Future[Any] | set[asyncio.Future[Any]]
+
+
+def _each(waiters: Waiters | None) -> list[asyncio.Future[Any]]:
+    """The futures of one key (a copy: resolving one may change the set)."""
+    if waiters is None:
+        return []
+    if isinstance(waiters, set):
+        return list(waiters)
+    return [waiters]
+
+
 def agent_key(agent_id: str) -> str:
     """The waiter key that fires when an agent's status changes."""
     return f"agent:{agent_id}"
@@ -44,7 +56,9 @@ def agent_key(agent_id: str) -> str:
 
 class EventBus:
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Future[Any]]] = {}
+        # key -> its one waiter, or a set of them: most keys (an intent id) have one, and a
+        # set per held request would cost ~200 bytes each (docs/benchmarks.md: holds).
+        self._waiters: dict[str, Waiters] = {}
         self._listeners: list[Subscription] = []
         self._background: set[asyncio.Task[Any]] = set()
         # Other processes on the same store (usecases/feed.py): listeners told of their
@@ -64,20 +78,27 @@ class EventBus:
         """Resolve ``future`` (if not done yet) on the next ``notify`` of any of ``keys``;
         it is forgotten under every key once done. One future for several keys: a held
         request waits for its intent and its agent at the cost of one."""
+        waiters = self._waiters
         for key in keys:
-            self._waiters.setdefault(key, set()).add(future)
+            current = waiters.get(key)
+            if current is None:
+                waiters[key] = future
+            elif isinstance(current, set):
+                current.add(future)
+            elif current is not future:
+                waiters[key] = {current, future}
         self.interest.set()
         future.add_done_callback(_Forget(self._waiters, keys))
 
     def notify(self, key: str, status: str, intent: Intent | None = None) -> None:
         """Wake the waiters of ``key`` with ``intent`` (the change as committed, when the
         caller has it) or else ``status``."""
-        for future in list(self._waiters.get(key, ())):
+        for future in _each(self._waiters.get(key)):
             if not future.done():
                 future.set_result(intent if intent is not None else status)
 
     def waiting(self) -> int:
-        return len({future for waiters in self._waiters.values() for future in waiters})
+        return len({future for waiters in self._waiters.values() for future in _each(waiters)})
 
     # -- listeners (dashboard, webhooks, Slack) ----------------------------------------------
 
@@ -202,14 +223,16 @@ class _Forget:
 
     __slots__ = ("_keys", "_waiters")
 
-    def __init__(self, waiters: dict[str, set[asyncio.Future[Any]]], keys: tuple[str, ...]):
+    def __init__(self, waiters: dict[str, Waiters], keys: tuple[str, ...]):
         self._waiters = waiters
         self._keys = keys
 
     def __call__(self, future: asyncio.Future[Any]) -> None:
         for key in self._keys:
             waiters = self._waiters.get(key)
-            if waiters is not None:
+            if waiters is future:
+                del self._waiters[key]
+            elif isinstance(waiters, set):
                 waiters.discard(future)
                 if not waiters:
                     del self._waiters[key]

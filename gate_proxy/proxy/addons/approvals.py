@@ -9,6 +9,7 @@
 """
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,13 +30,27 @@ from gate_proxy.usecases import agent_key
 _USED = {Status.SCHEDULED, Status.SUCCEEDED, Status.FAILED}
 
 
+@dataclass(frozen=True, slots=True)
+class HoldTicket:
+    """What a hold needs of its request's intent: ids and the strings the held list shows."""
+
+    principal: Principal
+    intent_id: str
+    destination: str
+    url: str
+
+    @classmethod
+    def of(cls, principal: Principal, intent: Intent) -> "HoldTicket":
+        return cls(principal, intent.id, intent.destination, intent.url or "")
+
+
 class Approvals:
     def __init__(self, runtime: ProxyRuntime) -> None:
         self.runtime = runtime
 
     async def retry(
         self, flow: http.HTTPFlow, principal: Principal, intent_id: str, fingerprint: str
-    ) -> tuple[Principal, Intent] | None:
+    ) -> HoldTicket | None:
         """Answer a re-send, or let it go as the approval's execution; what to hold (a
         still-pending intent with X-Gate-Wait), which the caller holds in a frame of its own."""
         usecases = self.runtime.usecases
@@ -70,7 +85,7 @@ class Approvals:
         intent = await usecases.expiry.current(intent)
         if intent.status == Status.PENDING:
             if state_of(flow).wait:
-                return principal, intent
+                return HoldTicket.of(principal, intent)
             refuse(flow, answer_for(intent))
             return None
         await self.execute(flow, principal, intent)
@@ -109,7 +124,10 @@ class Approvals:
         state.outcome = "approved"
         state.in_flight = InFlight(intent.id, principal.id)
 
-    async def hold(self, flow: http.HTTPFlow, principal: Principal, intent: Intent) -> None:
+    async def hold(self, flow: http.HTTPFlow, ticket: HoldTicket) -> None:
+        """Hold the request until its intent is decided, its agent changes, its client
+        leaves or the time is up. Only the ticket's strings stay alive meanwhile, not the
+        intent (with ten thousand holds every kilobyte counts)."""
         runtime = self.runtime
         usecases = runtime.usecases
         timeout = runtime.settings.hold_timeout_s
@@ -117,14 +135,15 @@ class Approvals:
         # One future ends the hold: the intent decided or the agent's status changed (here,
         # or elsewhere through the ledger feed), the client gone (HeldRequests), the time up.
         wake: asyncio.Future[Any] = loop.create_future()
-        usecases.events.wait_on(wake, intent.id, agent_key(principal.id))
+        principal, intent_id = ticket.principal, ticket.intent_id
+        usecases.events.wait_on(wake, intent_id, agent_key(principal.id))
         held = HeldRequest(
-            intent_id=intent.id,
+            intent_id=intent_id,
             agent_id=principal.id,
             agent=principal.name,
-            destination=intent.destination,
+            destination=ticket.destination,
             method=flow.request.method,
-            url=intent.url or "",
+            url=ticket.url,
             client_id=flow.client_conn.id,
             client=flow.client_conn,
             held_since=utc_iso(),
@@ -136,7 +155,7 @@ class Approvals:
         usecases.metrics.held.set(len(runtime.held))
         timer = loop.call_later(timeout, _resolve, wake, HOLD_TIMEOUT)
         try:
-            current = await self._wait(intent, wake)
+            current = await self._wait(intent_id, wake)
         finally:
             timer.cancel()
             wake.cancel()  # no-op when resolved; drops it from the event bus either way
@@ -148,7 +167,10 @@ class Approvals:
             # stays as it is; the agent re-sends with X-Gate-Intent-Id.
             state_of(flow).outcome = "client_left"
             flow.kill()
-            await usecases.executions.record_client_left(current or intent, held.held_since)
+            if current is None:
+                current = await usecases.store.get_intent(intent_id)
+            if current is not None:
+                await usecases.executions.record_client_left(current, held.held_since)
             return
         if current is None:
             raise RuntimeError("held intent vanished")
@@ -167,21 +189,24 @@ class Approvals:
             return
         refuse(flow, answer_for(current))
 
-    async def _wait(self, intent: Intent, wake: asyncio.Future[Any]) -> Intent | None:
+    async def _wait(self, intent_id: str, wake: asyncio.Future[Any]) -> Intent | None:
         """The intent once the hold ends. The waiting frame keeps nothing else alive."""
         store = self.runtime.usecases.store
         # Decided between the proposal and now? Then there is nothing to wait for.
-        now = await self.runtime.usecases.expiry.current(await store.get_intent(intent.id))
+        now = await store.get_intent(intent_id)
+        if now is None:
+            return None
+        now = await self.runtime.usecases.expiry.current(now)
         if now.status != Status.PENDING:
             return now
         del now
         woken = await wake
-        if isinstance(woken, Intent) and woken.id == intent.id:
+        if isinstance(woken, Intent) and woken.id == intent_id:
             # Woken here by the change itself, as committed (EventBus.transitioned): no
             # re-read. What happened since is the claim's business: it only turns an
             # approved intent into its execution, in one conditional write.
             return woken
-        return await store.get_intent(intent.id)
+        return await store.get_intent(intent_id)
 
 
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:

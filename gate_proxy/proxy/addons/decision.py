@@ -9,6 +9,7 @@ forward (with the write-ahead execution_requested already durable), answer 202 o
 ``approvals.py`` instead.
 """
 
+import dataclasses
 from urllib.parse import parse_qsl
 
 from mitmproxy import http
@@ -23,14 +24,13 @@ from gate_proxy.core.body import (
 from gate_proxy.core.decide import PASSTHROUGH, Action
 from gate_proxy.core.fingerprint import request_fingerprint
 from gate_proxy.core.headers import BOUND_HEADERS, SAFE_METHODS, override_signals
-from gate_proxy.core.intents import Intent, Status
+from gate_proxy.core.intents import Status
 from gate_proxy.core.registry import Match
 from gate_proxy.core.terms import NOT_JSON, decode_json
 from gate_proxy.core.urlnorm import normalize_url
 from gate_proxy.errors import GateError
-from gate_proxy.principal import Principal
 from gate_proxy.proxy.addons.answers import answer_for, bad_request, error_answer
-from gate_proxy.proxy.addons.approvals import Approvals
+from gate_proxy.proxy.addons.approvals import Approvals, HoldTicket
 from gate_proxy.proxy.addons.guard import fail_closed, gate_response, refuse
 from gate_proxy.proxy.addons.mcp import McpEdge
 from gate_proxy.proxy.addons.routing import too_large
@@ -53,9 +53,9 @@ class GateDecision:
         if to_hold is not None:
             # Held in a frame of its own: the body, the proposal and the verdict's
             # description (the decision's locals) are not kept alive for the whole hold.
-            await self.approvals.hold(flow, *to_hold)
+            await self.approvals.hold(flow, to_hold)
 
-    async def _decide(self, flow: http.HTTPFlow) -> tuple[Principal, Intent] | None:
+    async def _decide(self, flow: http.HTTPFlow) -> HoldTicket | None:
         """Decide, and answer or let the request go; what to hold, if it is to be held."""
         state = state_of(flow)
         principal, match, snapshot = state.principal, state.match, state.snapshot
@@ -112,7 +112,10 @@ class GateDecision:
             return None  # passthrough and shadow go upstream with no execution to record
         assert intent is not None
         if verdict.action is Action.PENDING and state.wait:
-            return principal, intent
+            # The findings are on the intent (its decision record); the flow keeps what the
+            # rest of the request needs, not a held copy of them.
+            state.verdict = dataclasses.replace(verdict, findings=())
+            return HoldTicket.of(principal, intent)
         refuse(flow, answer_for(intent))
         return None
 
