@@ -34,9 +34,12 @@ def add_dashboard(app: web.Application, gate: "Gate") -> None:
     sessions = SessionStore(gate.store, settings.session_ttl_s, settings.session_idle_s)
     dashboard = Dashboard(gate, sessions)
     hub = dashboard.hub = EventHub(dashboard.render)
-    gate.usecases.events.subscribe(dashboard.on_event)
+    # Told only while a live-queue stream is open: with none, nobody re-reads an intent
+    # after its outcome just to show it to no one (usecases/events.py: audience).
+    watching = lambda: len(hub) > 0  # noqa: E731
+    gate.usecases.events.subscribe(dashboard.on_event, active=watching)
     # Intents decided by other processes on the same store reach the live queue too.
-    gate.usecases.events.subscribe_remote(dashboard.on_event, lambda: len(hub) > 0)
+    gate.usecases.events.subscribe_remote(dashboard.on_event, watching)
     app[DASHBOARD] = dashboard
     app.on_response_prepare.append(add_security_headers)
 
