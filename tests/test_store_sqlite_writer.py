@@ -268,3 +268,45 @@ async def test_the_wal_is_checkpointed_off_the_loop_and_restarted_when_large(
         assert frames < 20  # the WAL started over: the new write is at its beginning
     finally:
         await store.close()
+
+
+def test_processes_opening_one_fresh_file_at_once_all_open_it(tmp_path: Path) -> None:
+    # --workers N start together on an empty data dir. Before the fix, in about a third
+    # of the attempts one of them died: switching the new file to WAL answered "database
+    # is locked" (SQLite calls no busy handler there), or a migration was applied twice
+    # ("table agents already exists": each saw none applied, then queued on the lock).
+    from gate_proxy.store.migrations import MIGRATIONS
+
+    signer = load_or_create_signer(tmp_path / "keys")
+    for attempt in range(12):
+        data_dir = tmp_path / f"data-{attempt}"
+        errors: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def open_and_close(
+            data_dir: Path = data_dir,
+            errors: list[BaseException] = errors,
+            start: threading.Barrier = start,
+        ) -> None:
+            async def run() -> None:
+                store = SqliteStore(data_dir, signer)
+                start.wait()  # every thread's loop opens at the same moment
+                await store.open()
+                await store.close()
+
+            try:
+                asyncio.run(run())
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_close) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with contextlib.closing(sqlite3.connect(data_dir / DB_FILE)) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        assert sorted(versions) == [version for version, _ in MIGRATIONS]
+        assert mode == "wal"

@@ -14,6 +14,7 @@ would then miss writes committed since.
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,7 +70,7 @@ class SqliteConnection(GroupCommitWriter):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(db)
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on their thread: wal.py
         migrate(db)
@@ -124,3 +125,21 @@ class SqliteConnection(GroupCommitWriter):
     async def _lookup_one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
         rows = await self._lookup(sql, params)
         return rows[0] if rows else None
+
+
+def _enter_wal(db: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting for other processes that open the same fresh
+    file at the same moment (--workers): switching a new file to WAL takes an exclusive
+    lock, and SQLite answers "database is locked" there without calling the busy handler.
+    Off the loop (opening runs in a thread), so sleeping is fine."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

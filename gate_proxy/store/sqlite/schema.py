@@ -20,6 +20,13 @@ def migrate(conn: sqlite3.Connection) -> None:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Asked again under the write lock: another process opening the same fresh file
+            # (--workers, a CLI next to a gate) may have applied it since we looked.
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in split_sql(script):
                 conn.execute(statement)
             conn.execute(
