@@ -69,7 +69,7 @@ def _json_string(value: str | None) -> str:
     return canonical_json(value)
 
 
-def _expected_tail(event_id: str, intent_id: str | None, prev: str, seq: int, kind: str) -> bytes:
+def expected_tail(event_id: str, intent_id: str | None, prev: str, seq: int, kind: str) -> bytes:
     # Canonical JSON sorts keys, so an event body always ends with exactly these five
     # members. Comparing the tail checks the previous-hash link and every indexed column
     # against the hashed body without parsing JSON (most of the cost of verifying).
@@ -79,9 +79,29 @@ def _expected_tail(event_id: str, intent_id: str | None, prev: str, seq: int, ki
     ).encode()
 
 
+def event_problem(
+    body: bytes, stored_hash: str, seq: int, event_id: str, intent_id: str | None, kind: str,
+    prev: str,
+) -> str | None:  # fmt: skip
+    """Why one stored event does not verify after ``prev`` (None: it does). Shared by both
+    stores' verification: the hash of the body, the body's tail against the previous hash
+    and the indexed columns, and the hash version."""
+    if hashlib.sha256(body).hexdigest() != stored_hash:
+        return "hash does not match body"
+    tail = expected_tail(event_id, intent_id, prev, seq, kind)
+    if not body.endswith(tail):
+        link_ok = f'"prev":"{prev}"'.encode() in body
+        return "indexed columns differ from body" if link_ok else "previous-hash link broken"
+    # The member before the tail: our version mark, or (v1) no mark at all.
+    head_end = len(body) - len(tail)
+    if not body.endswith(_KNOWN_VERSION_MARK, 0, head_end) and _VERSION_MARK.search(
+        body, max(0, head_end - 24), head_end
+    ):
+        return "unknown hash_v"
+    return None
+
+
 def verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> VerifyResult:
-    sha256 = hashlib.sha256
-    known_mark = _KNOWN_VERSION_MARK
     prev = GENESIS_HASH
     expected_seq = 1
     columns = "seq, id, intent_id, type, CAST(body AS BLOB), hash"
@@ -89,19 +109,9 @@ def verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) ->
         if seq != expected_seq:
             reason = f"missing event (next present is {seq})"
             return VerifyResult(False, expected_seq - 1, 0, expected_seq, None, reason)
-        if sha256(body).hexdigest() != stored_hash:
-            return VerifyResult(False, seq - 1, 0, seq, event_id, "hash does not match body")
-        tail = _expected_tail(event_id, intent_id, prev, seq, event_type)
-        if not body.endswith(tail):
-            link_ok = f'"prev":"{prev}"'.encode() in body
-            reason = "indexed columns differ from body" if link_ok else "previous-hash link broken"
-            return VerifyResult(False, seq - 1, 0, seq, event_id, reason)
-        # The member before the tail: our version mark, or (v1) no mark at all.
-        head_end = len(body) - len(tail)
-        if not body.endswith(known_mark, 0, head_end) and _VERSION_MARK.search(
-            body, max(0, head_end - 24), head_end
-        ):
-            return VerifyResult(False, seq - 1, 0, seq, event_id, "unknown hash_v")
+        problem = event_problem(body, stored_hash, seq, event_id, intent_id, event_type, prev)
+        if problem is not None:
+            return VerifyResult(False, seq - 1, 0, seq, event_id, problem)
         prev = stored_hash
         expected_seq += 1
     count = expected_seq - 1

@@ -96,6 +96,13 @@ async def test_the_head_only_moves_forward(pg_url: str, signer: Signer) -> None:
         ),
         ("UPDATE ledger SET intent_id = 'int_9' WHERE seq = 3", 3, "indexed columns differ"),
         ("DELETE FROM ledger WHERE seq = 2", 2, "missing event"),
+        (  # a scheme this gate does not know, with a hash that matches: refused, not trusted
+            "UPDATE ledger SET body = replace(body, '\"hash_v\":2', '\"hash_v\":3'), "
+            "hash = encode(sha256(convert_to(replace(body, '\"hash_v\":2', '\"hash_v\":3'), "
+            "'UTF8')), 'hex') WHERE seq = 4",
+            4,
+            "unknown hash_v",
+        ),
         ("DELETE FROM ledger WHERE seq = 4", 4, "refers to a missing event"),
         ("DELETE FROM ledger_checkpoints", 4, "ledger head (seq 4) differs"),
     ],

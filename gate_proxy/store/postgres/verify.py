@@ -8,7 +8,6 @@ event: a head beyond it means events were removed from the tail.
 """
 
 import asyncio
-import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 
@@ -16,7 +15,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_proxy.keys import verify_signature
-from gate_proxy.ledger import GENESIS_HASH, VerifyResult, _expected_tail, checkpoint_message
+from gate_proxy.ledger import GENESIS_HASH, VerifyResult, checkpoint_message, event_problem
 from gate_proxy.store.base import StoreError
 from gate_proxy.store.postgres.connection import DATABASE_ERRORS
 
@@ -57,7 +56,6 @@ async def require_ledger(conn: asyncpg.Connection) -> None:
 
 
 async def _verify_chain(conn: asyncpg.Connection) -> VerifyResult:
-    sha256 = hashlib.sha256
     prev = GENESIS_HASH
     expected_seq = 1
     count = 0
@@ -68,14 +66,9 @@ async def _verify_chain(conn: asyncpg.Connection) -> VerifyResult:
                     False, count, 0, expected_seq, None, f"missing event (next present is {seq})"
                 )
             body = text.encode("utf-8")
-            if sha256(body).hexdigest() != stored_hash:
-                return VerifyResult(False, count, 0, seq, event_id, "hash does not match body")
-            if not body.endswith(_expected_tail(event_id, intent_id, prev, seq, event_type)):
-                link_ok = f'"prev":"{prev}"'.encode() in body
-                reason = (
-                    "indexed columns differ from body" if link_ok else "previous-hash link broken"
-                )
-                return VerifyResult(False, count, 0, seq, event_id, reason)
+            problem = event_problem(body, stored_hash, seq, event_id, intent_id, event_type, prev)
+            if problem is not None:
+                return VerifyResult(False, count, 0, seq, event_id, problem)
             prev = stored_hash
             expected_seq += 1
             count += 1
