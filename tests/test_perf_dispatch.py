@@ -214,3 +214,20 @@ def test_speedups_skip_only_the_debug_type_check() -> None:
     assert request.method == "GET" and request.headers["header"] == "qvalue"
     response = http.Response.make(201, b"x", {"A": "b"})
     assert (response.status_code, response.content, response.headers["A"]) == (201, b"x", "b")
+
+
+async def test_speedups_name_mitmproxys_tasks_without_the_test_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mitmproxy.utils import asyncio_utils
+
+    speedups.install(taddons.context(loadcore=False).master.addons)
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "some test")  # stock would add it to the name
+
+    async def work() -> None:
+        pass
+
+    task = asyncio_utils.create_task(work(), name="hook", keep_ref=True, client=("1.2.3.4", 5))
+    await task
+    assert task.get_name() == "hook"
+    assert task.client == ("1.2.3.4", 5) and task.created > 0  # type: ignore[attr-defined]
