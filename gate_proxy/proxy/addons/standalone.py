@@ -57,7 +57,8 @@ class StandaloneGate:
         self.ready = True
 
     async def done(self) -> None:
-        # aiosqlite's threads would keep the process alive: close the store on shutdown.
+        # The store's threads (reader, WAL checkpoints) would keep the process alive: close
+        # the store on shutdown.
         if self._gate is not None:
             from gate_proxy.server import stop_gate
 
