@@ -139,3 +139,8 @@ def test_the_ledgers_str_enums_take_the_fast_road() -> None:
     body = {"type": Event.APPROVED, "data": {"result": Status.APPROVED, "risk_score": 0.3}}
     assert _plain(body)
     assert canonical_bytes(body) == rfc8785.dumps(body)
+
+
+def test_a_lone_surrogate_in_a_key_has_no_canonical_form() -> None:
+    with pytest.raises(ValueError, match="no canonical JSON form"):
+        canonical_bytes({"\ud800": 1})

@@ -82,7 +82,9 @@ def canonical_bytes(value: Any) -> bytes:
         # Hashes only need the same bytes for the same value: its exact digits, with the
         # standard encoder for the rest of this value.
         return _encoder.encode(value).encode("utf-8", "surrogatepass")
-    except rfc8785.CanonicalizationError as exc:
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:
+        # UnicodeEncodeError: a lone surrogate where the reference must write UTF-8 (a
+        # non-ASCII key); no UTF-8 store could hold it either.
         raise ValueError(f"no canonical JSON form: {exc}") from exc
 
 

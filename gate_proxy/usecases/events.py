@@ -274,6 +274,9 @@ class SharedReads[K, V]:
     async def _answer(self, key: K, answer: asyncio.Future[V]) -> None:
         try:
             result = await self._read(key)
+        except asyncio.CancelledError:
+            answer.cancel()  # (shutdown) its callers end too, instead of waiting forever
+            raise
         except Exception as exc:
             if not answer.done():
                 answer.set_exception(exc)

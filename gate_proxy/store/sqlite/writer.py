@@ -216,6 +216,10 @@ class GroupCommitWriter:
         for item in batch:
             item.error = StoreError(f"ledger write failed: {type(exc).__name__}")
         self._finish(batch)
+        # Writes queued behind the failed batch get their own attempt (and their own busy
+        # timeout) now, instead of waiting for an unrelated later write to flush them.
+        if self._pending and self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush_on_thread(self) -> None:
         assert self._loop is not None and self._executor is not None
