@@ -29,6 +29,25 @@ _KNOWN_VERSION_MARK = f',"hash_v":{HASH_VERSION}'.encode()
 _VERSION_MARK = re.compile(rb',"hash_v":(-?\d+)$')
 
 
+def event_body(
+    seq: int, event_id: str, kind: str, intent_id: str | None, actor: str,
+    agent_id: str | None, at: str, data: Any, prev: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The body of one ledger event as both stores seal it (the hashed shape)."""
+    return {
+        "seq": seq,
+        "id": event_id,
+        "type": kind,
+        "intent_id": intent_id,
+        "actor": actor,
+        "agent_id": agent_id,
+        "at": at,
+        "data": data,
+        "hash_v": HASH_VERSION,
+        "prev": prev,
+    }
+
+
 def seal(body: dict[str, Any]) -> tuple[str, str]:
     """Return (canonical body text, hash) for an event body that already holds ``prev``."""
     raw = canonical_bytes(body)

@@ -25,7 +25,7 @@ import asyncpg
 
 from gate_proxy.clock import utc_iso
 from gate_proxy.keys import Signer
-from gate_proxy.ledger import HASH_VERSION, checkpoint_message, seal
+from gate_proxy.ledger import checkpoint_message, event_body, seal
 from gate_proxy.store.base import DuplicateKey, EventDraft, StoreError
 
 log = logging.getLogger("gate.store")
@@ -234,18 +234,10 @@ class GroupCommitWriter:
         for index, draft in enumerate(events):
             head.seq += 1
             event_id = "evt_" + entropy[index * 16 : index * 16 + 16]
-            body = {
-                "seq": head.seq,
-                "id": event_id,
-                "type": draft.type,
-                "intent_id": draft.intent_id,
-                "actor": draft.actor,
-                "agent_id": draft.agent_id,
-                "at": at,
-                "data": draft.data,
-                "hash_v": HASH_VERSION,
-                "prev": head.hash,
-            }
+            body = event_body(
+                head.seq, event_id, draft.type, draft.intent_id, draft.actor, draft.agent_id,
+                at, draft.data, head.hash,
+            )  # fmt: skip
             text, head.hash = seal(body)
             head.rows.append((head.seq, event_id, draft.intent_id, draft.type, at, text, head.hash))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from gate_proxy.clock import utc_iso
 from gate_proxy.keys import Signer
-from gate_proxy.ledger import GENESIS_HASH, HASH_VERSION, checkpoint_message, seal
+from gate_proxy.ledger import GENESIS_HASH, checkpoint_message, event_body, seal
 from gate_proxy.store.base import EventDraft
 
 # Sign a checkpoint after this many events, or this many seconds after the last one.
@@ -65,18 +65,10 @@ def seal_events(
     for index, draft in enumerate(events):
         seq += 1
         event_id = f"evt_{seq:010x}{entropy[index * 6 : index * 6 + 6]}"
-        body = {
-            "seq": seq,
-            "id": event_id,
-            "type": draft.type,
-            "intent_id": draft.intent_id,
-            "actor": draft.actor,
-            "agent_id": draft.agent_id,
-            "at": at,
-            "data": draft.data,
-            "hash_v": HASH_VERSION,
-            "prev": prev,
-        }
+        body = event_body(
+            seq, event_id, draft.type, draft.intent_id, draft.actor, draft.agent_id, at,
+            draft.data, prev,
+        )  # fmt: skip
         text, prev = seal(body)
         rows.append((seq, event_id, draft.intent_id, draft.type, at, text, prev))
     return rows, seq, prev
