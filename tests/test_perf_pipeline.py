@@ -154,3 +154,26 @@ def test_the_gate_loads_as_one_addon_with_sync_response_hooks() -> None:
     ]
     for hook in ("responseheaders", "response", "error", "client_disconnected"):
         assert not inspect.iscoroutinefunction(getattr(gate, hook)), hook
+
+
+def test_every_hook_that_can_let_a_request_through_is_guarded() -> None:
+    # mitmproxy forwards a flow whose hook raised. In the pipeline an unguarded hook that
+    # raises is only logged, so every step's hook on the way to the upstream must be
+    # under fail_closed; only the header timeout and the record line (which decide
+    # nothing) may go without.
+    from gate_proxy.proxy.addons import gate_steps
+    from gate_proxy.proxy.runtime import ProxyRuntime
+
+    on_the_way = ("http_connect", "requestheaders", "request", "responseheaders", "response")
+    deciding_nothing = {"RequestHeaderTimeout", "GateRecord"}
+    runtime = ProxyRuntime(None, lambda: None, Settings())  # type: ignore[arg-type]
+    checked = []
+    for step in gate_steps(runtime):
+        name = type(step).__name__
+        for hook in on_the_way:
+            method = getattr(step, hook, None)
+            if method is None or name in deciding_nothing:
+                continue
+            checked.append(f"{name}.{hook}")
+            assert guard.guard_of(method) is not None, f"{name}.{hook} is not fail_closed"
+    assert "GateDecision.request" in checked and "GateIdentity.requestheaders" in checked
