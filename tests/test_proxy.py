@@ -657,6 +657,47 @@ def test_streaming_response_arrives_as_it_is_sent(tmp_path: Path) -> None:
     assert first_at < 1.0 < total
 
 
+def test_a_stream_the_client_leaves_after_the_upstream_answered_is_recorded_as_run(
+    tmp_path: Path,
+) -> None:
+    # The upstream answered 200 and started streaming; the agent read the first event and
+    # went away. The write ran: recording it "failed" could prompt a second run.
+    events = [f"data: {i}\n\n".encode() for i in range(4)]
+    with Upstream(handler=sse(events, interval=0.7)) as upstream:
+        config = {
+            "destinations.yaml": f"""
+"127.0.0.1:{upstream.port}":
+  paths:
+    /v1/replies: {{method: POST, destination: zendesk.reply, policy: support-reply}}
+"""
+        }
+        with running_gate(tmp_path, policies=POLICIES, config=config) as gate:
+            agent = gate.register("leaver")
+            proxy = f"http://{agent['agentId']}:{agent['apiKey']}@127.0.0.1:{gate.proxy_port}"
+            with (
+                httpx.Client(proxy=proxy, timeout=30) as client,
+                client.stream("POST", f"{upstream.url}/v1/replies", json={"m": "hi"}) as response,
+            ):
+                first = next(response.iter_raw())
+            # The client is gone before the upstream's second event.
+            with gate.admin() as admin:
+                (listed,) = admin.get("/v1/intents", params={"limit": 5}).json()["intents"]
+                intent_id = listed["intentId"]
+
+                def outcome() -> list[dict[str, Any]]:
+                    return admin.get(f"/v1/intents/{intent_id}/audit").json()
+
+                wait_for(lambda: outcome()[-1]["eventType"].startswith("execution_s"))
+                trail = outcome()
+                intent = admin.get(f"/v1/intents/{intent_id}").json()
+    assert first.startswith(b"data: 0")
+    assert len(upstream.requests) == 1
+    assert trail[-1]["eventType"] == "execution_succeeded"
+    assert trail[-1]["metadata"]["status_code"] == 200
+    assert trail[-1]["metadata"]["response"] == "incomplete"
+    assert intent["status"] == "succeeded"
+
+
 def test_injected_fault_fails_closed(tmp_path: Path) -> None:
     with Upstream() as upstream:
         config = {

@@ -157,6 +157,10 @@ class GateForwarding:
         if flow.response is None or state.answered:
             return
         response = flow.response
+        if not state.upstream_timeout:
+            # The upstream has answered: from here on its status is the outcome, even if
+            # the body is cut later (the client leaves mid-stream, the upstream dies).
+            state.upstream_status = response.status_code
         problem = check_head(response.headers.fields, RESPONSE_LIMITS)
         if problem is not None:
             # The write may have happened upstream; the agent still gets no header block
@@ -219,6 +223,14 @@ class GateForwarding:
                 return
             kind = "client_disconnected" if "client" in message.lower() else "upstream_error"
             self.runtime.usecases.metrics.upstream_errors.inc(kind)
+            code = state.upstream_status
+            if code is not None and not state.upstream_timeout:
+                # The upstream answered (its head arrived) and only the body was cut: the
+                # write ran, so the outcome is the upstream's status, not "failed" (which
+                # could prompt a second refund). The ledger says the body was incomplete.
+                detail = {"status_code": code, "response": "incomplete", "error": kind}
+                self._record(in_flight, code < 500, {**detail, "detail": message[:200]})
+                return
             self._record(in_flight, False, {"error": kind, "detail": message[:200]})
         except Exception as exc:  # nothing left to refuse; make sure it is seen
             log.error(
