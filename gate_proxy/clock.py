@@ -64,6 +64,8 @@ class OffsetClock(Clock):
 
 _clock: Clock = Clock()
 _second_cache: tuple[int, str] = (-1, "")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
 
 
 def current() -> Clock:
@@ -106,7 +108,9 @@ def utc_iso(moment: datetime | None = None) -> str:
     if moment is not None:
         if moment.tzinfo is not UTC or moment.year < 1970:
             return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-        seconds, millis = int(moment.timestamp()), moment.microsecond // 1000
+        # Exact integer seconds: timestamp() is a float and rounds .999997 up past
+        # year ~2200 (found by tests/test_clock.py's property test).
+        seconds, millis = (moment - _EPOCH) // _ONE_SECOND, moment.microsecond // 1000
     else:
         now = _clock.time()
         seconds = int(now)

@@ -26,6 +26,9 @@ def test_second_boundaries_and_the_cache_between_calls() -> None:
         assert utc_iso(moment) == reference(moment)
     assert utc_iso(base) == "2026-12-02T23:59:59.999Z"
     assert utc_iso(base + timedelta(microseconds=1)) == "2026-12-03T00:00:00.000Z"
+    # Far from the epoch a float timestamp rounds .999997 up to the next second.
+    far = datetime(3059, 1, 1, 0, 0, 0, 999_997, tzinfo=UTC)
+    assert utc_iso(far) == "3059-01-01T00:00:00.999Z"
     before_epoch = datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)
     assert utc_iso(before_epoch) == "1969-12-31T23:59:59.500Z"
 
