@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,16 @@ SIGNING_KEY_FILE = "signing.key"
 
 def random_id(prefix: str, nbytes: int = 8) -> str:
     return f"{prefix}{secrets.token_hex(nbytes)}"
+
+
+def ordered_id(prefix: str, nbytes: int = 8) -> str:
+    """A random id that sorts by creation time: the milliseconds since the epoch (11 hex
+    digits, good until 2527) before the random part. A table's primary-key index then
+    grows at its end instead of dirtying a random page per insert (measured: 55 -> 40 µs
+    CPU per intent insert into 200,000 intents; docs/benchmarks.md). The random part
+    keeps its full width, so the id is no easier to guess; the time it shows is the
+    intent's own created_at, which everyone who may read the intent sees anyway."""
+    return f"{prefix}{time.time_ns() // 1_000_000:011x}{secrets.token_hex(nbytes)}"
 
 
 def generate_api_key() -> str:

@@ -13,7 +13,7 @@ from gate_proxy.core.decide import Verdict
 from gate_proxy.core.intents import Event, Intent, Status
 from gate_proxy.core.policy import detect_payload_type
 from gate_proxy.core.redact import redact_payload
-from gate_proxy.keys import random_id
+from gate_proxy.keys import ordered_id
 from gate_proxy.principal import Principal
 from gate_proxy.store.base import EventDraft
 
@@ -109,7 +109,7 @@ def new_intent(
     decided_by = "system" if status in (Status.APPROVED, Status.BLOCKED) else None
     payload_sha256 = proposal.payload_sha256 or hashlib.sha256(payload_bytes).hexdigest()
     return Intent(
-        id=random_id("int_", 8),
+        id=ordered_id("int_", 8),
         agent_id=caller.id,
         agent_name=caller.name,
         on_behalf_of=proposal.on_behalf_of,
