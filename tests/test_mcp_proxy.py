@@ -433,6 +433,39 @@ def test_a_write_goes_pending_is_approved_then_runs_exactly_once(
     assert intent["status"] == "succeeded"
 
 
+def test_a_re_sent_call_finds_its_intent_behind_many_other_open_ones(
+    env: Env, agent: dict[str, Any]
+) -> None:
+    # The call's intent is found by the call itself, not in a window of the agent's
+    # newest intents: 210 newer pending calls (past the 200 once scanned) do not hide it.
+    charge = f"ch-{time.monotonic_ns()}"
+    arguments = {"charge": charge, "amount": 7}
+
+    async def first_then_others() -> Any:
+        async with env.client(agent) as client:
+            first = await client.call_tool("issue_refund", arguments)
+            for index in range(210):
+                other = await client.call_tool(
+                    "issue_refund", {"charge": f"{charge}-other-{index}", "amount": 1}
+                )
+                assert decision(other)["status"] == "pending_approval"
+            return first
+
+    async def call() -> Any:
+        async with env.client(agent) as client:
+            return await client.call_tool("issue_refund", arguments)
+
+    intent_id = decision(run(first_then_others()))["intentId"]
+    assert decision(run(call()))["intentId"] == intent_id  # the same intent, not a new one
+    with env.gate.client(agent["apiKey"]) as client:
+        listed = client.get("/v1/intents?status=pending_approval&limit=500").json()["intents"]
+    assert len(listed) >= 211 and [i["intentId"] for i in listed].count(intent_id) == 1
+    env.review(intent_id)
+    done = run(call())
+    assert not done.is_error and text(done) == f"refunded 7 on {charge}"
+    assert env.executions.ran("issue_refund").count(arguments) == 1
+
+
 def wait_for_pending(env: Env, agent: dict[str, Any], seen: set[str]) -> str:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -320,6 +320,41 @@ async def test_the_duplicate_window_hands_the_decider_the_earlier_intent(
     assert [event.type for event in events] == ["duplicate_blocked"]
 
 
+async def test_open_calls_are_found_by_the_call_approved_first_newest_first(
+    store: Store,
+) -> None:
+    # A re-sent MCP call finds its intent by (agent, destination, fingerprint), among any
+    # number of the agent's other open intents; closed ones and other sources never count.
+    def call(intent_id: str, status: Status, fingerprint: str, **changes: object) -> Intent:
+        base = dataclasses.replace(
+            _intent(intent_id, status), source="proxy", fingerprint=fingerprint
+        )
+        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+    def ago(seconds: int) -> str:
+        return utc_iso(utc_now() - timedelta(seconds=seconds))
+
+    intents = [
+        call("int_old_pending", Status.PENDING, "fp", created_at=ago(9)),
+        call("int_new_pending", Status.PENDING, "fp", created_at=ago(1)),
+        call("int_approved", Status.APPROVED, "fp", created_at=ago(5)),
+        call("int_done", Status.SUCCEEDED, "fp"),
+        call("int_rejected", Status.REJECTED, "fp"),
+        call("int_api", Status.APPROVED, "fp", source="api"),
+        call("int_other_agent", Status.APPROVED, "fp", agent_id="agt_2"),
+        call("int_other_dest", Status.APPROVED, "fp", destination="elsewhere"),
+        *(call(f"int_noise_{n}", Status.PENDING, f"fp{n}") for n in range(30)),
+    ]  # fmt: skip
+    for intent in intents:
+        await store.insert_intent(intent, [])
+    found = await store.find_open_calls("agt_1", "d", "fp")
+    assert [i.id for i in found] == ["int_approved", "int_new_pending", "int_old_pending"]
+    assert [i.id for i in await store.find_open_calls("agt_1", "d", "fp", limit=1)] == [
+        "int_approved"
+    ]
+    assert await store.find_open_calls("agt_1", "d", "nothing") == []
+
+
 # -- the rest of the protocol, on both backends -----------------------------------------------
 
 

@@ -59,9 +59,6 @@ __all__ = ["GATE_REFUSED", "McpAnswers", "McpEdge", "McpExchange"]
 # band -32000..-32019; the MCP SDK keeps -32000 and -32001 for itself).
 GATE_REFUSED: Final = -32010
 DECISION_META: Final = "gate-proxy/decision"
-# Approved or pending intents of one agent looked at to find the one a re-sent call
-# belongs to (newest first). Past it, a re-send makes a new intent: never a second run.
-OPEN_INTENT_SCAN: Final = 200
 _BODYLESS_TRAFFIC: Final = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
@@ -221,19 +218,17 @@ class McpEdge:
         call's fingerprint finds its intent, which ``Approvals.retry`` then runs once.
         """
         usecases = self.runtime.usecases
-        for status in (Status.APPROVED, Status.PENDING):
-            intents = await usecases.store.list_intents(
-                agent_id=principal.id, status=status, limit=OPEN_INTENT_SCAN
-            )
-            for intent in intents:
-                if (
-                    intent.fingerprint == proposal.fingerprint
-                    and intent.destination == proposal.destination
-                    and intent.source == "proxy"
-                ):
-                    current = await usecases.expiry.current(intent)
-                    if current.status in (Status.APPROVED, Status.PENDING):
-                        return current.id
+        if not proposal.fingerprint:
+            return None
+        # Looked up by the call itself (an index), so an agent's other open intents,
+        # however many, never hide it; approved before pending, newest first.
+        intents = await usecases.store.find_open_calls(
+            principal.id, proposal.destination, proposal.fingerprint
+        )
+        for intent in intents:
+            current = await usecases.expiry.current(intent)  # one past its deadline: expired
+            if current.status in (Status.APPROVED, Status.PENDING):
+                return current.id
         return None
 
 

@@ -245,6 +245,21 @@ class IntentTables(PostgresConnection):
         row = await self._fetch_one(_DUPLICATE_SQL, (agent_id, since, destination, fingerprint))
         return None if row is None else str(row["id"])
 
+    async def find_open_calls(
+        self, agent_id: str, destination: str, fingerprint: str, limit: int = 20
+    ) -> list[Intent]:
+        """The proxied intents of one agent for the same request (destination and
+        fingerprint) that are still approved or pending: approved first, newest first.
+        Exact at any number of intents (the intents_dedupe index), unlike a scan of the
+        agent's newest intents."""
+        rows = await self._fetch(
+            f"{_INTENTS} WHERE agent_id = $1 AND destination = $2 AND fingerprint = $3 "
+            "AND source = 'proxy' AND status IN ('approved', 'pending_approval') "
+            "ORDER BY status = 'approved' DESC, created_at DESC, id LIMIT $4",
+            (agent_id, destination, fingerprint, limit),
+        )
+        return [intent_from_row(row) for row in rows]
+
     async def next_pending_expiry(self) -> str | None:
         value = await self._fetch_value(
             "SELECT MIN(expires_at) FROM intents WHERE status IN ('pending_approval', 'approved')"

@@ -44,6 +44,11 @@ _DUPLICATE_SQL = (
     "AND status NOT IN ('blocked', 'duplicate_blocked') "
     "ORDER BY created_at, id LIMIT 1"
 )
+_OPEN_CALLS_SQL = (
+    "SELECT * FROM intents WHERE agent_id = ? AND destination = ? AND fingerprint = ? "
+    "AND source = 'proxy' AND status IN ('approved', 'pending_approval') "
+    "ORDER BY status = 'approved' DESC, created_at DESC, id LIMIT ?"
+)
 _METRICS_SQL = """SELECT COUNT(*) AS attempted,
     COALESCE(SUM(status = 'blocked' OR status = 'rejected'), 0) AS blocked,
     COALESCE(SUM(status = 'pending_approval'), 0) AS pending,
@@ -200,6 +205,16 @@ class IntentTables(SqliteConnection):
         `since`, that was not blocked and is not itself a duplicate."""
         row = await self._fetch_one(_DUPLICATE_SQL, (agent_id, since, destination, fingerprint))
         return None if row is None else str(row["id"])
+
+    async def find_open_calls(
+        self, agent_id: str, destination: str, fingerprint: str, limit: int = 20
+    ) -> list[Intent]:
+        """The proxied intents of one agent for the same request (destination and
+        fingerprint) that are still approved or pending: approved first, newest first.
+        Exact at any number of intents (the intents_dedupe index), unlike a scan of the
+        agent's newest intents."""
+        rows = await self._fetch(_OPEN_CALLS_SQL, (agent_id, destination, fingerprint, limit))
+        return [intent_from_row(row) for row in rows]
 
     async def next_pending_expiry(self) -> str | None:
         row = await self._lookup_one(
