@@ -227,6 +227,29 @@ def test_a_held_request_whose_agent_is_revoked_is_never_forwarded_even_if_approv
     assert _delivered(upstream, marker) == 0
 
 
+def test_a_hold_outlives_an_agent_change_that_leaves_the_agent_active(
+    gate_and_upstream: tuple[GateProcess, Upstream],
+) -> None:
+    # Any status write on the agent wakes its holds; one that leaves it active (set active
+    # again) must not end them early with "still pending": the approval then releases the
+    # held request itself, once.
+    gate, upstream = gate_and_upstream
+    agent = gate.register(_unique("hp-held-touched"))
+    marker = _unique("hp-held-touched")
+    thread, answer = _hold(gate, upstream, agent, marker)
+    intent = _held_intent(gate, agent)
+    with gate.admin() as admin:
+        for _ in range(2):
+            assert admin.post(f"/v1/agents/{agent['agentId']}/reactivate").status_code == 200
+        assert intent in [r["intentId"] for r in admin.get("/v1/proxy/held").json()["held"]]
+        assert admin.post(f"/v1/intents/{intent}/approve", json={}).status_code == 200
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    response = answer["response"]
+    assert isinstance(response, httpx.Response) and response.status_code == 200, response
+    assert _delivered(upstream, marker) == 1
+
+
 def test_a_suspended_then_reactivated_agents_bulk_approval_executes_once(
     gate_and_upstream: tuple[GateProcess, Upstream],
 ) -> None:

@@ -23,7 +23,13 @@ from gate_proxy.proxy.addons.answers import answer_for, error_answer, retry_refu
 from gate_proxy.proxy.addons.guard import refuse
 from gate_proxy.proxy.flowstate import InFlight, state_of
 from gate_proxy.proxy.keepalive import find_watchdog
-from gate_proxy.proxy.runtime import HOLD_TIMEOUT, HeldRequest, ProxyRuntime, client_gone
+from gate_proxy.proxy.runtime import (
+    CLIENT_LEFT,
+    HOLD_TIMEOUT,
+    HeldRequest,
+    ProxyRuntime,
+    client_gone,
+)
 from gate_proxy.store.base import Conflict
 from gate_proxy.usecases import agent_key
 
@@ -125,18 +131,19 @@ class Approvals:
         state.in_flight = InFlight(intent.id, principal.id)
 
     async def hold(self, flow: http.HTTPFlow, ticket: HoldTicket) -> None:
-        """Hold the request until its intent is decided, its agent changes, its client
-        leaves or the time is up. Only the ticket's strings stay alive meanwhile, not the
+        """Hold the request until its intent is decided, its agent is no longer active, its
+        client leaves or the time is up. Only the ticket's strings stay alive meanwhile, not the
         intent (with ten thousand holds every kilobyte counts)."""
         runtime = self.runtime
         usecases = runtime.usecases
         timeout = runtime.settings.hold_timeout_s
         loop = asyncio.get_running_loop()
-        # One future ends the hold: the intent decided or the agent's status changed (here,
+        # One future wakes the hold: the intent changed or the agent's status changed (here,
         # or elsewhere through the ledger feed), the client gone (HeldRequests), the time up.
+        # A wake that ends nothing (the agent set active again, one vote of several) re-arms
+        # it until the same deadline instead of answering "still pending" early.
         wake: asyncio.Future[Any] = loop.create_future()
         principal, intent_id = ticket.principal, ticket.intent_id
-        usecases.events.wait_on(wake, intent_id, agent_key(principal.id))
         held = HeldRequest(
             intent_id=intent_id,
             agent_id=principal.id,
@@ -153,12 +160,20 @@ class Approvals:
         )
         token = runtime.held.add(held)
         usecases.metrics.held.set(len(runtime.held))
-        timer = loop.call_later(timeout, _resolve, wake, HOLD_TIMEOUT)
+        deadline = loop.time() + timeout
         try:
-            current = await self._wait(intent_id, wake)
+            while True:
+                usecases.events.wait_on(wake, intent_id, agent_key(principal.id))
+                timer = loop.call_at(deadline, _resolve, wake, HOLD_TIMEOUT)
+                try:
+                    current, woken = await self._wait(intent_id, wake)
+                finally:
+                    timer.cancel()
+                    wake.cancel()  # no-op when resolved; drops it from the event bus
+                if not await self._hold_on(held, current, woken):
+                    break
+                wake = held.wake = loop.create_future()
         finally:
-            timer.cancel()
-            wake.cancel()  # no-op when resolved; drops it from the event bus either way
             runtime.held.remove(token)
             usecases.metrics.held.set(len(runtime.held))
         if held.client_left or client_gone(flow):
@@ -189,24 +204,39 @@ class Approvals:
             return
         refuse(flow, answer_for(current))
 
-    async def _wait(self, intent_id: str, wake: asyncio.Future[Any]) -> Intent | None:
-        """The intent once the hold ends. The waiting frame keeps nothing else alive."""
+    async def _hold_on(self, held: HeldRequest, current: Intent | None, woken: Any) -> bool:
+        """Whether a woken hold goes on: not for its time running out or its client
+        leaving; otherwise only while the intent is still pending, the client still there
+        and the agent active (read from the store, not the auth cache)."""
+        if held.client_left or not isinstance(woken, str) or woken in (CLIENT_LEFT, HOLD_TIMEOUT):
+            return False
+        if current is None or current.status != Status.PENDING:
+            return False
+        try:
+            await self.runtime.usecases.agents.require_active(held.agent_id)
+        except GateError:
+            return False
+        return not held.client_left
+
+    async def _wait(self, intent_id: str, wake: asyncio.Future[Any]) -> tuple[Intent | None, Any]:
+        """The intent once the hold ends, and what ended it (None: it was decided before
+        the wait). The waiting frame keeps nothing else alive."""
         store = self.runtime.usecases.store
         # Decided between the proposal and now? Then there is nothing to wait for.
         now = await store.get_intent(intent_id)
         if now is None:
-            return None
+            return None, None
         now = await self.runtime.usecases.expiry.current(now)
         if now.status != Status.PENDING:
-            return now
+            return now, None
         del now
         woken = await wake
         if isinstance(woken, Intent) and woken.id == intent_id:
             # Woken here by the change itself, as committed (EventBus.transitioned): no
             # re-read. What happened since is the claim's business: it only turns an
             # approved intent into its execution, in one conditional write.
-            return woken
-        return await store.get_intent(intent_id)
+            return woken, woken
+        return await store.get_intent(intent_id), woken
 
 
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:
