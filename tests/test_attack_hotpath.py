@@ -45,6 +45,7 @@ def _destinations(port: int) -> str:
   paths:
     /v1/refunds: {{method: POST, destination: stripe.refund, policy: finance-high-risk}}
     /v1/replies: {{method: POST, destination: zendesk.reply, policy: support-reply}}
+    /v1/payouts: {{method: POST, destination: stripe.payout, policy: two-reviewers}}
 """
 
 
@@ -247,6 +248,38 @@ def test_a_hold_outlives_an_agent_change_that_leaves_the_agent_active(
     assert not thread.is_alive()
     response = answer["response"]
     assert isinstance(response, httpx.Response) and response.status_code == 200, response
+    assert _delivered(upstream, marker) == 1
+
+
+def test_a_held_request_waits_for_the_whole_quorum_then_runs_once(
+    gate_and_upstream: tuple[GateProcess, Upstream],
+) -> None:
+    # Two reviewers required: the first vote wakes the hold but ends nothing; the request
+    # stays held (not answered "still pending") and the second vote releases it, once.
+    gate, upstream = gate_and_upstream
+    first, second = (gate.register(_unique(f"hp-q{n}"), role="reviewer") for n in (1, 2))
+    agent = gate.register(_unique("hp-quorum-held"))
+    marker = _unique("hp-quorum-held")
+    answer: dict[str, Any] = {}
+
+    def hold() -> None:
+        with _proxy_client(gate, agent) as client:
+            answer["response"] = client.post(
+                f"{upstream.url}/v1/payouts", json={"m": marker}, headers={"X-Gate-Wait": "1"}
+            )
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    intent = _held_intent(gate, agent)
+    with gate.client(first["apiKey"]) as client:
+        assert client.post(f"/v1/intents/{intent}/approve", json={}).status_code == 200
+    with gate.admin() as admin:
+        assert intent in [r["intentId"] for r in admin.get("/v1/proxy/held").json()["held"]]
+    assert _delivered(upstream, marker) == 0
+    with gate.client(second["apiKey"]) as client:
+        assert client.post(f"/v1/intents/{intent}/approve", json={}).status_code == 200
+    thread.join(timeout=20)
+    assert not thread.is_alive() and answer["response"].status_code == 200
     assert _delivered(upstream, marker) == 1
 
 

@@ -208,7 +208,9 @@ class Approvals:
         """Whether a woken hold goes on: not for its time running out or its client
         leaving; otherwise only while the intent is still pending, the client still there
         and the agent active (read from the store, not the auth cache)."""
-        if held.client_left or not isinstance(woken, str) or woken in (CLIENT_LEFT, HOLD_TIMEOUT):
+        # woken None: decided before the wait began. An Intent or a status: a change,
+        # here or from another process (one vote of several leaves it pending).
+        if held.client_left or woken is None or woken in (CLIENT_LEFT, HOLD_TIMEOUT):
             return False
         if current is None or current.status != Status.PENDING:
             return False
