@@ -43,11 +43,23 @@ LOOPBACK = "127.0.0.1"
 MAX_BODY = 64 * 1024 * 1024  # refuse absurd bodies instead of reading forever
 
 
+_handed_out: set[int] = set()
+_handed_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (racy by nature; fine for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    """A currently free TCP port on 127.0.0.1 (racy by nature), never one this test
+    process handed out before: the kernel may give a just-closed port again, and a gate
+    started with the same port for two listeners cannot start (seen once in CI)."""
+    with _handed_lock:
+        for _ in range(1000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((LOOPBACK, 0))
+                port = s.getsockname()[1]
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise RuntimeError("no TCP port left that was not handed out already")
 
 
 # --------------------------------------------------------------------------- test CA
