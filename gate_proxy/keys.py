@@ -29,8 +29,8 @@ def random_id(prefix: str, nbytes: int = 8) -> str:
 def ordered_id(prefix: str, nbytes: int = 8) -> str:
     """A random id that sorts by creation time: the milliseconds since the epoch (11 hex
     digits, good until 2527) before the random part. A table's primary-key index then
-    grows at its end instead of dirtying a random page per insert (measured: 55 -> 40 µs
-    CPU per intent insert into 200,000 intents; docs/benchmarks.md). The random part
+    grows at its end instead of dirtying a random page per insert (0.79x the CPU per
+    intent insert into 200,000 intents: bench/bench_ids.py, docs/benchmarks.md). The random part
     keeps its full width, so the id is no easier to guess; the time it shows is the
     intent's own created_at, which everyone who may read the intent sees anyway."""
     return f"{prefix}{time.time_ns() // 1_000_000:011x}{secrets.token_hex(nbytes)}"

@@ -162,7 +162,11 @@ def test_a_status_change_between_two_requests_on_one_connection_bites_at_once(
 
 
 def _hold(
-    gate: GateProcess, upstream: Upstream, agent: dict[str, Any], marker: str
+    gate: GateProcess,
+    upstream: Upstream,
+    agent: dict[str, Any],
+    marker: str,
+    path: str = "/v1/refunds",
 ) -> tuple[threading.Thread, dict[str, Any]]:
     answer: dict[str, Any] = {}
 
@@ -170,7 +174,7 @@ def _hold(
         try:
             with _proxy_client(gate, agent) as client:
                 answer["response"] = client.post(
-                    f"{upstream.url}/v1/refunds", json={"m": marker}, headers={"X-Gate-Wait": "1"}
+                    f"{upstream.url}{path}", json={"m": marker}, headers={"X-Gate-Wait": "1"}
                 )
         except httpx.HTTPError as exc:
             answer["response"] = exc
@@ -260,16 +264,7 @@ def test_a_held_request_waits_for_the_whole_quorum_then_runs_once(
     first, second = (gate.register(_unique(f"hp-q{n}"), role="reviewer") for n in (1, 2))
     agent = gate.register(_unique("hp-quorum-held"))
     marker = _unique("hp-quorum-held")
-    answer: dict[str, Any] = {}
-
-    def hold() -> None:
-        with _proxy_client(gate, agent) as client:
-            answer["response"] = client.post(
-                f"{upstream.url}/v1/payouts", json={"m": marker}, headers={"X-Gate-Wait": "1"}
-            )
-
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
+    thread, answer = _hold(gate, upstream, agent, marker, path="/v1/payouts")
     intent = _held_intent(gate, agent)
     with gate.client(first["apiKey"]) as client:
         assert client.post(f"/v1/intents/{intent}/approve", json={}).status_code == 200
